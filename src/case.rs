@@ -1,0 +1,159 @@
+//! Case files: one query, the items that answer it, and the bar it must clear.
+//!
+//! ```toml
+//! description = "jean wide leg"          # the query text
+//! expected = ["tag:jean+wide-leg"]       # ids, globs over ids, or tag:a+b selectors
+//! yellow_flags = ["tag:jean+palazzo"]    # acceptable look-alikes (optional)
+//! red_flags = ["tag:jean+skinny"]        # must not outrank the expected (optional: default every other item)
+//! k = 5                                  # cut-off (optional: the suite default)
+//! tags = ["jean"]                        # labels for the suite's aggregates (optional)
+//! known_failure = "why"                  # runs and reports, does not fail the suite (optional)
+//! ignore = "why"                         # skipped unless run with --ignored (optional)
+//! snapshot_top = 10                      # ranks kept in the snapshot (optional)
+//! [thresholds]                           # per-case overrides (optional)
+//! recall = ">= 0.5"
+//! ```
+//!
+//! Loading validates everything against the catalog, so a [`Case`] always has a non-empty expected set,
+//! each item in at most one class, k ≥ 1 and thresholds in [0, 1]. Errors name the file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::metrics::Class;
+use crate::suite::{parse_toml, positive, Suite};
+use crate::threshold::{RawThresholds, Thresholds};
+
+/// A validated case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The test name: the path relative to the cases directory, without `.toml`, with `/`.
+    pub name: String,
+    /// The case file, as shown in messages.
+    pub path: PathBuf,
+    pub description: String,
+    /// The class of every catalog item, by catalog index.
+    pub classes: Vec<Class>,
+    pub k: usize,
+    pub snapshot_top: usize,
+    pub thresholds: Thresholds,
+    pub tags: Vec<String>,
+    pub known_failure: Option<String>,
+    pub ignore: Option<String>,
+}
+
+impl Case {
+    /// The area: the first folder of the name (`colores` for `colores/vestido-rojo`), if any.
+    pub fn area(&self) -> Option<&str> {
+        self.name.split_once('/').map(|(area, _)| area)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    description: Spanned<String>,
+    expected: Spanned<Vec<Spanned<String>>>,
+    yellow_flags: Option<Vec<Spanned<String>>>,
+    red_flags: Option<Vec<Spanned<String>>>,
+    k: Option<Spanned<i64>>,
+    snapshot_top: Option<Spanned<i64>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    known_failure: Option<String>,
+    ignore: Option<String>,
+    #[serde(default)]
+    thresholds: RawThresholds,
+}
+
+/// The test name of the case file at `path` under the cases directory `dir`.
+pub fn name_of(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path).with_extension("");
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// Reads and validates the case file at `path` (named `name`) against the suite and catalog.
+pub fn load(path: &Path, name: String, suite: &Suite, catalog: &Catalog) -> Result<Case> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse(path, &text, name, suite, catalog)
+}
+
+/// Validates case text read from `path`.
+pub fn parse(path: &Path, text: &str, name: String, suite: &Suite, catalog: &Catalog) -> Result<Case> {
+    let raw: CaseFile = parse_toml(path, text)?;
+    let at = |offset: usize, msg: String| Error::at_offset(path, text, offset, msg);
+
+    if raw.description.get_ref().trim().is_empty() {
+        return Err(at(raw.description.span().start, "empty description: write the query text".into()));
+    }
+    if raw.expected.get_ref().is_empty() {
+        return Err(at(raw.expected.span().start, "empty expected set: name at least one item".into()));
+    }
+
+    let explicit_red = raw.red_flags.is_some();
+    let mut classes: Vec<Option<Class>> = vec![None; catalog.len()];
+    let lists = [
+        (Class::Expected, Some(raw.expected.get_ref())),
+        (Class::Yellow, raw.yellow_flags.as_ref()),
+        (Class::Red, raw.red_flags.as_ref()),
+    ];
+    for (class, selectors) in lists {
+        for selector in selectors.into_iter().flatten() {
+            let offset = selector.span().start;
+            let hits = catalog.select(selector.get_ref()).map_err(|msg| at(offset, msg))?;
+            for i in hits {
+                match classes[i] {
+                    Some(other) if other != class => {
+                        return Err(at(
+                            offset,
+                            format!(
+                                "item '{}' is both {} and {}: an item belongs to one class",
+                                catalog.items()[i].id,
+                                class_list(other),
+                                class_list(class)
+                            ),
+                        ))
+                    }
+                    _ => classes[i] = Some(class),
+                }
+            }
+        }
+    }
+    let rest = if explicit_red { Class::Neutral } else { Class::Red };
+    let classes = classes.into_iter().map(|c| c.unwrap_or(rest)).collect();
+
+    let k = match &raw.k {
+        Some(k) => positive(path, text, k, "k")?,
+        None => suite.k,
+    };
+    let snapshot_top = match &raw.snapshot_top {
+        Some(n) => positive(path, text, n, "snapshot_top")?,
+        None => suite.snapshot_top,
+    };
+    let thresholds = suite.thresholds.overridden(&raw.thresholds, path, text)?;
+    Ok(Case {
+        name,
+        path: path.to_owned(),
+        description: raw.description.into_inner(),
+        classes,
+        k,
+        snapshot_top,
+        thresholds,
+        tags: raw.tags,
+        known_failure: raw.known_failure,
+        ignore: raw.ignore,
+    })
+}
+
+fn class_list(class: Class) -> &'static str {
+    match class {
+        Class::Expected => "expected",
+        Class::Yellow => "in yellow_flags",
+        Class::Red => "in red_flags",
+        Class::Neutral => "neutral",
+    }
+}

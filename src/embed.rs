@@ -1,0 +1,134 @@
+//! The embedding interface: the one boundary between the harness and a model.
+//!
+//! Everything above this module (cases, ranking, metrics, snapshots) sees plain `Vec<f32>` vectors and a
+//! [`Fingerprint`]; only the backends behind [`Embedder`] know about tensors, tokenizers or the hub.
+//! Backends return *unnormalised or normalised* vectors as they like: the ranking normalises again, so a
+//! backend cannot break the cosine convention by forgetting to.
+
+use std::path::Path;
+
+use crate::error::Result;
+
+/// What produced a set of embeddings, precise enough to key a cache and to head a snapshot.
+///
+/// Two embedders with equal fingerprints must produce the same vectors for the same inputs; anything that
+/// changes the vectors (weights, revision, preprocessing option) must change the fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Human name of the model: a hub id (`Marqo/marqo-fashionSigLIP`) or a path relative to the suite.
+    pub model: String,
+    /// The revision asked for (`main`, a tag or a commit sha); `local` for a directory.
+    pub revision: String,
+    /// The preprocessing in words (`squash 224 bicubic, alpha drop, canonicalize`).
+    pub preprocessing: String,
+    /// A digest of the weights and configuration files, so a cache never outlives a changed checkpoint.
+    pub content: String,
+}
+
+impl Fingerprint {
+    /// A stable key for caches: changes whenever any field changes.
+    pub fn cache_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.model, &self.revision, &self.preprocessing, &self.content] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A text-to-image embedding model.
+///
+/// Implementations must be deterministic and usable from several test threads at once.
+pub trait Embedder: Send + Sync {
+    /// Names the model, its revision and its preprocessing.
+    fn fingerprint(&self) -> &Fingerprint;
+
+    /// Embeds query texts, one vector per text, in order.
+    fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+
+    /// Embeds images read from `paths`, one vector per path, in order. Implementations batch internally.
+    /// An image that is missing or cannot be decoded is an error naming its path.
+    fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A checkpoint directory on disk.
+    Local(std::path::PathBuf),
+    /// A hub repository at a revision (branch, tag or commit sha).
+    Hub { id: String, revision: String },
+    /// The deterministic tag-based backend used to test the harness itself (not a model).
+    Toy,
+}
+
+impl ModelSource {
+    /// Reads a command-line or environment override: an existing directory is a local checkpoint,
+    /// anything else of the form `org/name` is a hub id.
+    pub fn from_override(value: &str, revision: Option<&str>) -> ModelSource {
+        let path = std::path::Path::new(value);
+        if value == "toy" {
+            ModelSource::Toy
+        } else if path.is_dir() || revision.is_none() && (value.starts_with('.') || value.starts_with('/')) {
+            ModelSource::Local(path.to_owned())
+        } else {
+            ModelSource::Hub { id: value.to_string(), revision: revision.unwrap_or("main").to_string() }
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Local(p) => write!(f, "{}", p.display()),
+            ModelSource::Hub { id, revision } => write!(f, "{id}@{revision}"),
+            ModelSource::Toy => f.write_str("toy"),
+        }
+    }
+}
+
+/// How transparent pixels become RGB before a model sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Alpha {
+    /// Drop the alpha channel and keep the colour stored under it, as PIL's `convert('RGB')` does
+    /// (what the users' own scripts did; background-removed PNGs are black there).
+    #[default]
+    Drop,
+    /// Composite over white, as transformers' image processors do.
+    White,
+    /// Composite over black.
+    Black,
+}
+
+impl Alpha {
+    pub const KEYS: [&'static str; 3] = ["drop", "white", "black"];
+
+    pub fn from_key(key: &str) -> Option<Alpha> {
+        match key {
+            "drop" => Some(Alpha::Drop),
+            "white" => Some(Alpha::White),
+            "black" => Some(Alpha::Black),
+            _ => None,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Alpha::Drop => "drop",
+            Alpha::White => "white",
+            Alpha::Black => "black",
+        }
+    }
+}
+
+/// Everything needed to open a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub source: ModelSource,
+    /// Use only files already in the hub cache; a missing file is an error naming it.
+    pub offline: bool,
+    pub alpha: Alpha,
+}

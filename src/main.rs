@@ -1,0 +1,77 @@
+//! The `fitcheck` command: parses arguments and delegates to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fitcheck::harness::{self, Overrides};
+
+#[derive(Parser)]
+#[command(version, about = "Regression tests for text-to-image retrieval models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every case of a suite and print per-case metrics and the suite's means.
+    Run {
+        /// The cases directory (holds fitcheck.toml).
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
+    Test {
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        /// libtest arguments: a filter, --exact, --list, --ignored, ...
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A checkpoint directory or hub id, instead of the suite's.
+    #[arg(long)]
+    model: Option<String>,
+    /// The hub revision (branch, tag or commit sha).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Use only files already in the hub cache.
+    #[arg(long)]
+    offline: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { suite, model } => {
+            let mut overrides = Overrides::from_env();
+            overrides.model = model.model.or(overrides.model);
+            overrides.revision = model.revision.or(overrides.revision);
+            overrides.offline |= model.offline;
+            match harness::summarize(&suite, &overrides) {
+                Ok((text, ok)) => {
+                    print!("{text}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Test { suite, args } => {
+            let argv = std::iter::once("fitcheck-test".to_string()).chain(args);
+            harness::run(&suite, libtest_mimic::Arguments::from_iter(argv))
+        }
+    }
+}

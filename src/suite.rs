@@ -1,0 +1,214 @@
+//! The suite file (`cases/fitcheck.toml`): which model, which catalog, and the defaults every case shares.
+//!
+//! ```toml
+//! [model]
+//! path = "../lookbook/checkpoints/checkpoint-b"   # a local directory, relative to this file
+//! # hub = "Marqo/marqo-fashionSigLIP"             # or a hub id ...
+//! # revision = "main"                             # ... at a branch, tag or commit sha
+//! [catalog]
+//! root = "../lookbook/catalog"
+//! [defaults]
+//! k = 5
+//! snapshot_top = 10
+//! [thresholds]
+//! mrr = "> 0.3"
+//! ```
+//!
+//! Relative paths are resolved against the directory holding the suite file. `FITCHECK_MODEL` and
+//! `FITCHECK_REVISION` override the model for one run (see [`ModelSource::from_override`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::embed::{Alpha, ModelSource, ModelSpec};
+use crate::error::{Error, Result};
+use crate::threshold::{RawThresholds, Thresholds};
+
+/// The suite file's name inside the cases directory.
+pub const SUITE_FILE: &str = "fitcheck.toml";
+
+/// A parsed, validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The cases directory (holds the suite file).
+    pub dir: PathBuf,
+    /// The suite file itself.
+    pub file: PathBuf,
+    pub model: ModelSpec,
+    pub catalog_root: PathBuf,
+    pub manifest: Option<PathBuf>,
+    pub k: usize,
+    pub snapshot_top: usize,
+    pub thresholds: Thresholds,
+    pub snapshots_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    model: Spanned<ModelTable>,
+    catalog: CatalogTable,
+    #[serde(default)]
+    defaults: DefaultsTable,
+    #[serde(default)]
+    thresholds: RawThresholds,
+    #[serde(default)]
+    snapshots: SnapshotsTable,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelTable {
+    path: Option<String>,
+    hub: Option<String>,
+    revision: Option<String>,
+    backend: Option<Spanned<String>>,
+    #[serde(default)]
+    offline: bool,
+    alpha: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogTable {
+    root: String,
+    manifest: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DefaultsTable {
+    k: Option<Spanned<i64>>,
+    snapshot_top: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SnapshotsTable {
+    dir: Option<String>,
+}
+
+/// Joins `rel` onto `base` and removes `.` and `name/..` pairs lexically, so `cases/../snapshots` reads
+/// `snapshots` in messages. (Symlinks are not resolved; suite paths are plain folders.)
+pub fn join_clean(base: &Path, rel: &str) -> PathBuf {
+    use std::path::Component;
+    let joined = base.join(rel);
+    let mut out: Vec<Component> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+/// Parses TOML text read from `path`, turning syntax and schema errors into `path:line:col: message`.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace('`', "'");
+        match e.span() {
+            Some(span) => Error::at_offset(path, text, span.start, message),
+            None => Error::file(path, message),
+        }
+    })
+}
+
+/// Reads a positive integer setting, reporting a zero or negative value at its position.
+pub(crate) fn positive(path: &Path, text: &str, value: &Spanned<i64>, what: &str) -> Result<usize> {
+    match usize::try_from(*value.get_ref()) {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(Error::at_offset(path, text, value.span().start, format!("{what} must be at least 1, got {}", value.get_ref()))),
+    }
+}
+
+impl Suite {
+    /// Loads `dir/fitcheck.toml`.
+    pub fn load(dir: &Path) -> Result<Suite> {
+        let file = dir.join(SUITE_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+        let raw: SuiteFile = parse_toml(&file, &text)?;
+        let at = |offset: usize, msg: String| Error::at_offset(&file, &text, offset, msg);
+
+        let m = raw.model.get_ref();
+        let model_at = raw.model.span().start;
+        let backend = m.backend.as_ref().map(|b| (b.get_ref().as_str(), b.span().start));
+        let source = match (backend, &m.path, &m.hub) {
+            (Some(("toy", _)), None, None) => ModelSource::Toy,
+            (Some(("toy", off)), _, _) => return Err(at(off, "the toy backend takes no 'path' or 'hub'".into())),
+            (Some((other, off)), _, _) if other != "siglip" => {
+                return Err(at(off, format!("unknown backend '{other}' (known: siglip, toy)")))
+            }
+            (_, Some(path), None) => ModelSource::Local(join_clean(dir, path)),
+            (_, None, Some(hub)) => ModelSource::Hub {
+                id: hub.clone(),
+                revision: m.revision.clone().unwrap_or_else(|| "main".into()),
+            },
+            (_, Some(_), Some(_)) => return Err(at(model_at, "[model] has both 'path' and 'hub': keep one".into())),
+            (_, None, None) => {
+                return Err(at(model_at, "[model] needs 'path' (a local checkpoint directory) or 'hub' (a hub id)".into()))
+            }
+        };
+        if m.revision.is_some() && !matches!(source, ModelSource::Hub { .. }) {
+            return Err(at(model_at, "'revision' applies only to a 'hub' model".into()));
+        }
+        let alpha = match &m.alpha {
+            None => Alpha::default(),
+            Some(a) => Alpha::from_key(a.get_ref()).ok_or_else(|| {
+                at(a.span().start, format!("unknown alpha mode '{}' (known: {})", a.get_ref(), Alpha::KEYS.join(", ")))
+            })?,
+        };
+        let model = ModelSpec { source, offline: m.offline, alpha };
+
+        let k = match &raw.defaults.k {
+            Some(k) => positive(&file, &text, k, "k")?,
+            None => 5,
+        };
+        let snapshot_top = match &raw.defaults.snapshot_top {
+            Some(n) => positive(&file, &text, n, "snapshot_top")?,
+            None => 10,
+        };
+        let thresholds = Thresholds::seed_defaults().overridden(&raw.thresholds, &file, &text)?;
+        let snapshots_dir = join_clean(dir, raw.snapshots.dir.as_deref().unwrap_or("../snapshots"));
+        Ok(Suite {
+            dir: dir.to_owned(),
+            catalog_root: join_clean(dir, &raw.catalog.root),
+            manifest: raw.catalog.manifest.as_deref().map(|m| join_clean(dir, m)),
+            file,
+            model,
+            k,
+            snapshot_top,
+            thresholds,
+            snapshots_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_clean_parent_steps() {
+        let cases = [
+            ("cases", "../snapshots", "snapshots"),
+            ("cases", "../../x", "../x"),
+            ("/a/b/cases", "./../c/./d", "/a/b/c/d"),
+            ("cases", "..", "."),
+            ("../cases", "../x", "../x"),
+        ];
+        for (base, rel, want) in cases {
+            assert_eq!(join_clean(Path::new(base), rel), PathBuf::from(want), "{base} + {rel}");
+        }
+    }
+}

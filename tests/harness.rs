@@ -1,0 +1,242 @@
+//! The harness as a user meets it: `fitcheck test` on a copy of the toy suite in a temporary directory
+//! (the same code path as `cargo test`), and case files with every kind of mistake.
+//!
+//! The toy backend embeds tags, so every ranking below is worked out by hand from
+//! `tests/fixtures/toy/catalog/manifest.toml`: cosine = shared tags / sqrt(|query tags| · |item tags|).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    out: String,
+}
+
+/// A copy of the toy suite in a fresh directory.
+fn toy_suite() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/toy");
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let to = dir.path().join(entry.path().strip_prefix(&src).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    dir
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `fitcheck test --suite cases -- ARGS` in `dir`, as on a developer machine (not CI).
+fn fitcheck_test(dir: &Path, insta_update: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+        .current_dir(dir)
+        .args(["test", "--suite", "cases", "--"])
+        .args(args)
+        .args(["--test-threads", "1"])
+        .env_remove("CI")
+        .env_remove("FITCHECK_MODEL")
+        .env_remove("INSTA_WORKSPACE_ROOT")
+        .env("INSTA_UPDATE", insta_update)
+        .env("FITCHECK_CACHE", "off")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Run { code: out.status.code().unwrap_or(-1), out: text }
+}
+
+/// The accepted snapshot of the toy case `prendas/jean-wide-leg`, by hand. Query tags: jean, wide-leg.
+/// Scores: wide-* share both of their three tags → 2/√6 = 0.816; palazzo and skinny share one → 1/√6 =
+/// 0.408; the rest share none → 0. Ties go to the larger id: wide-negro before wide-azul, skinny before
+/// palazzo, vestido/rojo > remera/roja > remera/celeste > camisa/celeste.
+const JEAN_WIDE_LEG: &str = "\
+query: jean wide leg
+k: 2
+
+mrr                   1.000  > 0.3   ok
+recall@2              1.000  >= 0.6  ok
+precision@2           1.000  >= 0.7  ok
+precision_strict@2    1.000
+accuracy              1.000  >= 0.8  ok
+accuracy_strict       1.000
+hit@2                 1.000
+ndcg@2                1.000
+red@2                     0
+
+ranking (top 8 of 8):
+rank   score  mark class     item
+   1   0.816  ✅  expected  jean/wide-negro
+   2   0.816  ✅  expected  jean/wide-azul
+   3   0.408  ·  red       jean/skinny-azul
+   4   0.408  ·  yellow    jean/palazzo-azul
+   5   0.000  ·  red       vestido/rojo
+   6   0.000  ·  red       remera/roja
+   7   0.000  ·  red       remera/celeste
+   8   0.000  ·  red       camisa/celeste
+";
+
+/// How trial `name` ended ("ok", "FAILED", "ignored"), read from libtest's aligned output.
+fn outcome<'a>(run: &'a Run, name: &str) -> &'a str {
+    run.out
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("test ")?.strip_prefix(name)?;
+            rest.trim_start().strip_prefix("... ")
+        })
+        .unwrap_or_else(|| panic!("no trial {name} in:\n{}", run.out))
+}
+
+fn snapshot_body(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    // insta's header ends at the second '---' line.
+    text.splitn(3, "---\n").nth(2).unwrap().to_string()
+}
+
+#[test]
+fn lists_one_test_per_case_sorted_by_path() {
+    let dir = toy_suite();
+    let run = fitcheck_test(dir.path(), "no", &["--list"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(run.out.contains("colores/remera-celeste: test\nprendas/jean-wide-leg: test\n"), "{}", run.out);
+}
+
+#[test]
+fn new_snapshots_are_pending_until_accepted_then_pass() {
+    let dir = toy_suite();
+    let pending = dir.path().join("snapshots/prendas/jean-wide-leg.snap.new");
+    let accepted = dir.path().join("snapshots/prendas/jean-wide-leg.snap");
+
+    let run = fitcheck_test(dir.path(), "auto", &[]);
+    assert_ne!(run.code, 0, "a new snapshot must fail until reviewed:\n{}", run.out);
+    assert!(pending.is_file(), "{}", run.out);
+    assert!(!accepted.exists());
+    assert!(run.out.contains("no snapshot accepted yet for this case: review the new one with 'cargo insta review' (it goes to snapshots/prendas/jean-wide-leg.snap)"), "{}", run.out);
+
+    // Accepting (what `cargo insta accept` does) and re-running passes.
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert_eq!(snapshot_body(&accepted), JEAN_WIDE_LEG);
+    let header = std::fs::read_to_string(&accepted).unwrap();
+    assert!(header.contains("model: toy"), "{header}");
+    assert!(header.contains("input_file: cases/prendas/jean-wide-leg.toml"), "{header}");
+    assert!(!header.contains(&*dir.path().to_string_lossy()), "no absolute paths:\n{header}");
+
+    let run = fitcheck_test(dir.path(), "no", &[]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert_eq!(outcome(&run, "prendas/jean-wide-leg"), "ok");
+}
+
+#[test]
+fn a_changed_ranking_fails_and_writes_nothing_on_ci() {
+    let dir = toy_suite();
+    assert_eq!(fitcheck_test(dir.path(), "always", &[]).code, 0);
+    // The same query, different words: "jean wide leg negro" adds the tag negro, so wide-negro now leads
+    // alone (3/√9 = 1.000) and wide-azul drops to 2/√9 = 0.667.
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg negro\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\n");
+    let run = fitcheck_test(dir.path(), "no", &["--exact", "prendas/jean-wide-leg"]);
+    assert_ne!(run.code, 0, "{}", run.out);
+    assert!(run.out.contains("the ranking differs from the accepted snapshot snapshots/prendas/jean-wide-leg.snap"), "{}", run.out);
+    assert!(run.out.contains("-   1   0.816  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
+    assert!(run.out.contains("+   1   1.000  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
+    assert!(!dir.path().join("snapshots/prendas/jean-wide-leg.snap.new").exists());
+    assert!(run.out.contains("1 filtered out"), "--exact runs one case:\n{}", run.out);
+}
+
+#[test]
+fn a_failing_case_reports_every_metric_and_the_marked_ranking() {
+    let dir = toy_suite();
+    // k = 5: the top 5 is wide-negro, wide-azul, skinny (red), palazzo (yellow), vestido (red):
+    // precision@5 = 3/5 = 0.6 < 0.7; recall 1; mrr 1; accuracy 1 (both expected above the first red).
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nk = 5\n");
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_ne!(run.code, 0, "{}", run.out);
+    for line in [
+        "1 of 4 thresholds failed: precision@5 = 0.600 (needs >= 0.7)",
+        "mrr                   1.000  > 0.3   ok",
+        "recall@5              1.000  >= 0.6  ok",
+        "precision@5           0.600  >= 0.7  FAIL",
+        "accuracy              1.000  >= 0.8  ok",
+        "red@5                     2",
+        "   1   0.816  ✅  expected  jean/wide-negro",
+        "   4   0.408  ·  yellow    jean/palazzo-azul",
+        "if the model is right and the case is wrong, edit cases/prendas/jean-wide-leg.toml",
+        "test colores/remera-celeste ... ok",
+    ] {
+        assert!(run.out.contains(line), "missing {line:?} in:\n{}", run.out);
+    }
+}
+
+#[test]
+fn a_broken_case_fails_alone_and_names_file_line_and_column() {
+    let dir = toy_suite();
+    write(dir.path(), "cases/colores/vestido-rojo.toml", "description = \"vestido rojo\"\nexpected = [\"vestido-07\"]\n");
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_ne!(run.code, 0);
+    assert_eq!(outcome(&run, "colores/vestido-rojo"), "FAILED");
+    assert!(run.out.contains("cases/colores/vestido-rojo.toml:2:13: unknown item 'vestido-07' (not in the catalog)"), "{}", run.out);
+    assert_eq!(outcome(&run, "colores/remera-celeste"), "ok");
+    assert_eq!(outcome(&run, "prendas/jean-wide-leg"), "ok");
+}
+
+#[test]
+fn known_failures_pass_while_failing_and_fail_once_fixed() {
+    let dir = toy_suite();
+    // Still failing (precision@5 = 0.6, see above): the trial passes and the run names it.
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nk = 5\nknown_failure = \"skinny looks too much like wide leg\"\n");
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(run.out.contains("known failures (still failing, as marked): prendas/jean-wide-leg"), "{}", run.out);
+
+    // Passing now (k = 2): the mark must go.
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nknown_failure = \"skinny looks too much like wide leg\"\n");
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_ne!(run.code, 0, "{}", run.out);
+    assert!(run.out.contains("this known failure passes now (skinny looks too much like wide leg): remove its 'known_failure' line from cases/prendas/jean-wide-leg.toml"), "{}", run.out);
+}
+
+#[test]
+fn ignored_cases_run_only_with_ignored() {
+    let dir = toy_suite();
+    write(dir.path(), "cases/colores/remera-celeste.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\nignore = \"slow\"\n");
+    let run = fitcheck_test(dir.path(), "always", &[]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert_eq!(outcome(&run, "colores/remera-celeste"), "ignored");
+    let run = fitcheck_test(dir.path(), "always", &["--ignored"]);
+    assert_eq!(outcome(&run, "colores/remera-celeste"), "ok");
+}
+
+#[test]
+fn finding_no_case_is_an_error() {
+    let dir = toy_suite();
+    std::fs::remove_dir_all(dir.path().join("cases/colores")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("cases/prendas")).unwrap();
+    let run = fitcheck_test(dir.path(), "no", &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.out.contains("error: no test cases found: scanned cases for '*.toml' files"), "{}", run.out);
+}
+
+#[test]
+fn a_broken_image_fails_every_case_naming_the_image() {
+    let dir = toy_suite();
+    write(dir.path(), "catalog/remera/roja.png", "not a png");
+    let run = fitcheck_test(dir.path(), "no", &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.out.contains("catalog/remera/roja.png: cannot read image"), "{}", run.out);
+}
+
+#[test]
+fn a_broken_suite_file_names_its_position() {
+    let dir = toy_suite();
+    write(dir.path(), "cases/fitcheck.toml", "[model]\nbackend = \"toy\"\n[catalog]\nroot = \"../catalog\"\n[defaults]\nk = 0\n");
+    let run = fitcheck_test(dir.path(), "no", &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.out.contains("error: cases/fitcheck.toml:6:5: k must be at least 1, got 0"), "{}", run.out);
+}
