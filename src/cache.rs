@@ -41,7 +41,8 @@ pub fn embed_catalog(
         .items()
         .iter()
         .map(|it| {
-            let bytes = std::fs::read(&it.path).map_err(|e| Error::Image { path: it.path.clone(), message: e.to_string() })?;
+            let bytes =
+                std::fs::read(&it.path).map_err(|e| Error::Image { path: it.path.clone(), message: e.to_string() })?;
             Ok(Sha256::digest(&bytes).into())
         })
         .collect::<Result<_>>()?;

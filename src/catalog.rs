@@ -70,10 +70,7 @@ impl Catalog {
             if let Some(previous) = found.insert(id.clone(), entry.path().to_owned()) {
                 return Err(Error::file(
                     entry.path(),
-                    format!(
-                        "item id '{id}' is also the id of '{}': rename one of the two images",
-                        previous.display()
-                    ),
+                    format!("item id '{id}' is also the id of '{}': rename one of the two images", previous.display()),
                 ));
             }
         }
@@ -158,8 +155,7 @@ impl Catalog {
                 .build()
                 .map_err(|e| format!("invalid glob '{selector}': {}", e.kind()))?
                 .compile_matcher();
-            let hits: Vec<usize> =
-                (0..self.items.len()).filter(|&i| glob.is_match(&self.items[i].id)).collect();
+            let hits: Vec<usize> = (0..self.items.len()).filter(|&i| glob.is_match(&self.items[i].id)).collect();
             if hits.is_empty() {
                 return Err(format!("glob '{selector}' matches no catalog item"));
             }
@@ -180,8 +176,7 @@ fn is_image(path: &Path) -> bool {
 
 /// The id of an image at `rel` (relative to the root): components joined by `/`, extension dropped.
 fn id_of(rel: &Path) -> String {
-    let mut parts: Vec<String> =
-        rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let mut parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     if let Some(last) = parts.last_mut() {
         if let Some(dot) = last.rfind('.') {
             last.truncate(dot);

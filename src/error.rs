@@ -70,11 +70,7 @@ fn fmt_pos(position: &Option<Position>) -> String {
 impl Error {
     /// An error at byte `offset` of `text`, the contents of `path`.
     pub fn at_offset(path: &Path, text: &str, offset: usize, message: impl Into<String>) -> Error {
-        Error::At {
-            path: path.to_owned(),
-            position: Some(Position::of_offset(text, offset)),
-            message: message.into(),
-        }
+        Error::At { path: path.to_owned(), position: Some(Position::of_offset(text, offset)), message: message.into() }
     }
 
     /// An error about a whole file.

@@ -314,12 +314,18 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
     conclusion.exit_code()
 }
 
-/// Runs every case and prints the per-case summary and the suite's means: `fitcheck run`.
-pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<(String, bool)> {
+/// What `fitcheck run` produces: the summary text, machine-readable results at full precision, and
+/// whether the suite passed.
+pub struct RunReport {
+    pub text: String,
+    pub json: serde_json::Value,
+    pub ok: bool,
+}
+
+/// Runs every case of the suite in `dir` and builds the per-case summary and the suite's means.
+pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<RunReport> {
     let session = Session::open(dir, overrides)?;
-    if let Err(e) = session.fingerprint() {
-        return Err(Error::model(&session.suite.model.source, e));
-    }
+    let fp = session.fingerprint().map_err(|e| Error::model(&session.suite.model.source, e))?;
     let judged: Vec<(Status, Option<Judged>)> = (0..session.cases.len()).map(|i| session.status(i)).collect();
     let rows: Vec<SummaryRow> = session
         .cases
@@ -332,15 +338,16 @@ pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<(String, bool)> {
             groups: found.case.as_ref().map(report::groups_of).unwrap_or_default(),
         })
         .collect();
-    let mut text = String::new();
-    let fp = session.fingerprint().map_err(|e| Error::model(&session.suite.model.source, e))?;
-    text.push_str(&format!("model: {} @ {} ({})\n\n", fp.model, fp.revision, fp.preprocessing));
+    let mut text = format!("model: {} @ {} ({})\n\n", fp.model, fp.revision, fp.preprocessing);
     text.push_str(&report::summary(&rows));
     for found in &session.cases {
         if let Err(e) = &found.case {
             text.push_str(&format!("error: {e}\n"));
         }
     }
+    let checks: Vec<Option<&[crate::threshold::Check]>> =
+        judged.iter().map(|(_, j)| j.as_ref().map(|j| j.outcome.checks.as_slice())).collect();
+    let json = report::results_json(fp, &rows, &checks);
     let ok = !rows.iter().any(|r| r.status.fails_suite());
-    Ok((text, ok))
+    Ok(RunReport { text, json, ok })
 }

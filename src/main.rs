@@ -22,6 +22,9 @@ enum Command {
         suite: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
+        /// Also write every case's metrics, at full precision, to this JSON file.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
@@ -49,15 +52,22 @@ struct ModelArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, model } => {
+        Command::Run { suite, model, json } => {
             let mut overrides = Overrides::from_env();
             overrides.model = model.model.or(overrides.model);
             overrides.revision = model.revision.or(overrides.revision);
             overrides.offline |= model.offline;
             match harness::summarize(&suite, &overrides) {
-                Ok((text, ok)) => {
-                    print!("{text}");
-                    if ok {
+                Ok(report) => {
+                    print!("{}", report.text);
+                    if let Some(path) = json {
+                        let text = serde_json::to_string_pretty(&report.json).expect("json values serialise");
+                        if let Err(e) = std::fs::write(&path, text + "\n") {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    if report.ok {
                         ExitCode::SUCCESS
                     } else {
                         ExitCode::FAILURE

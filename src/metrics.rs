@@ -148,8 +148,7 @@ pub fn compute(ranked: &[Class], k: usize) -> Metrics {
     let idcg: f64 = ideal.take(k).enumerate().map(|(i, g)| g * discount(i)).sum();
 
     let mut values = [0.0; 9];
-    values[Metric::Mrr as usize] =
-        if first_expected < ranked.len() { 1.0 / (first_expected + 1) as f64 } else { 0.0 };
+    values[Metric::Mrr as usize] = if first_expected < ranked.len() { 1.0 / (first_expected + 1) as f64 } else { 0.0 };
     values[Metric::Recall as usize] = ratio(e_top, n_expected);
     values[Metric::Precision as usize] = ratio(e_top + y_top, k);
     values[Metric::PrecisionStrict as usize] = ratio(e_top, k);

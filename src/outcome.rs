@@ -67,15 +67,14 @@ impl Outcome {
             .iter()
             .enumerate()
             .map(|(pos, &c)| {
-                (c == Class::Expected).then(|| {
-                    if pos > first_red {
-                        Mark::Red
-                    } else if pos > first_yellow {
-                        Mark::Yellow
-                    } else {
-                        Mark::Clear
-                    }
-                })
+                let mark = if pos > first_red {
+                    Mark::Red
+                } else if pos > first_yellow {
+                    Mark::Yellow
+                } else {
+                    Mark::Clear
+                };
+                (c == Class::Expected).then_some(mark)
             })
             .collect()
     }

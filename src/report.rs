@@ -11,6 +11,7 @@ use std::fmt::Write;
 
 use crate::case::Case;
 use crate::catalog::Catalog;
+use crate::embed::Fingerprint;
 use crate::metrics::{self, Class, Metric, Metrics};
 use crate::outcome::Outcome;
 use crate::threshold::Check;
@@ -218,6 +219,46 @@ pub fn summary(rows: &[SummaryRow]) -> String {
     )
     .unwrap();
     s
+}
+
+/// The run's results at full precision, for machines: model, every case's metrics and checks, means.
+pub fn results_json(fingerprint: &Fingerprint, rows: &[SummaryRow], checks: &[Option<&[Check]>]) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let metric_map = |values: &mut dyn Iterator<Item = (Metric, f64)>| -> Value {
+        Value::Object(values.map(|(m, v)| (m.key().to_string(), json!(v))).collect::<Map<_, _>>())
+    };
+    let cases: Vec<Value> = rows
+        .iter()
+        .zip(checks)
+        .map(|(row, checks)| {
+            json!({
+                "name": row.name,
+                "status": row.status.label(),
+                "k": row.metrics.map(|m| m.k),
+                "metrics": row.metrics.map(|m| metric_map(&mut m.iter())),
+                "checks": checks.map(|cs| cs.iter().map(|c| json!({
+                    "metric": c.metric.key(),
+                    "value": c.value,
+                    "threshold": c.threshold.to_string(),
+                    "passed": c.passed,
+                })).collect::<Vec<_>>()),
+            })
+        })
+        .collect();
+    let judged: Vec<(Vec<String>, &Metrics)> =
+        rows.iter().filter_map(|r| r.metrics.map(|m| (r.groups.clone(), m))).collect();
+    let (all, groups) = metrics::aggregate(judged);
+    let means = |a: &metrics::Aggregate| json!({"cases": a.cases, "means": metric_map(&mut a.means.iter().map(|(m, v)| (*m, *v)))});
+    json!({
+        "model": {
+            "model": fingerprint.model,
+            "revision": fingerprint.revision,
+            "preprocessing": fingerprint.preprocessing,
+        },
+        "cases": cases,
+        "suite": means(&all),
+        "groups": groups.iter().map(|(k, a)| (k.clone(), means(a))).collect::<Map<_, _>>(),
+    })
 }
 
 /// The groups a case's means are reported under: its area folder and `tag:` + each of its tags.

@@ -49,9 +49,7 @@ struct Info<'a> {
 
 /// The body of a snapshot file: what follows insta's header.
 fn body_of(text: &str) -> &str {
-    text.strip_prefix("---\n")
-        .and_then(|rest| rest.split_once("\n---\n"))
-        .map_or(text, |(_, body)| body)
+    text.strip_prefix("---\n").and_then(|rest| rest.split_once("\n---\n")).map_or(text, |(_, body)| body)
 }
 
 /// Why a snapshot assertion failed.
@@ -91,9 +89,5 @@ pub fn assert(dir: &Path, name: &str, case_file: &str, fingerprint: &Fingerprint
 
 /// A unified diff from `old` to `new` with three lines of context.
 pub fn diff(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header("accepted", "new")
-        .to_string()
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header("accepted", "new").to_string()
 }

@@ -128,7 +128,12 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 pub(crate) fn positive(path: &Path, text: &str, value: &Spanned<i64>, what: &str) -> Result<usize> {
     match usize::try_from(*value.get_ref()) {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(Error::at_offset(path, text, value.span().start, format!("{what} must be at least 1, got {}", value.get_ref()))),
+        _ => Err(Error::at_offset(
+            path,
+            text,
+            value.span().start,
+            format!("{what} must be at least 1, got {}", value.get_ref()),
+        )),
     }
 }
 
@@ -150,13 +155,15 @@ impl Suite {
                 return Err(at(off, format!("unknown backend '{other}' (known: siglip, toy)")))
             }
             (_, Some(path), None) => ModelSource::Local(join_clean(dir, path)),
-            (_, None, Some(hub)) => ModelSource::Hub {
-                id: hub.clone(),
-                revision: m.revision.clone().unwrap_or_else(|| "main".into()),
-            },
+            (_, None, Some(hub)) => {
+                ModelSource::Hub { id: hub.clone(), revision: m.revision.clone().unwrap_or_else(|| "main".into()) }
+            }
             (_, Some(_), Some(_)) => return Err(at(model_at, "[model] has both 'path' and 'hub': keep one".into())),
             (_, None, None) => {
-                return Err(at(model_at, "[model] needs 'path' (a local checkpoint directory) or 'hub' (a hub id)".into()))
+                return Err(at(
+                    model_at,
+                    "[model] needs 'path' (a local checkpoint directory) or 'hub' (a hub id)".into(),
+                ))
             }
         };
         if m.revision.is_some() && !matches!(source, ModelSource::Hub { .. }) {

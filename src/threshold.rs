@@ -119,7 +119,10 @@ impl Thresholds {
                 at(key.span(), format!("unknown metric '{}' (known: {})", key.get_ref(), known.join(", ")))
             })?;
             if metric == Metric::Red {
-                return Err(at(key.span(), "'red' is a count of red items, not a score in [0, 1]: it takes no threshold".into()));
+                return Err(at(
+                    key.span(),
+                    "'red' is a count of red items, not a score in [0, 1]: it takes no threshold".into(),
+                ));
             }
             let parsed = match value.get_ref() {
                 RawThreshold::Number(n) => Threshold::new(Op::Ge, *n).map(Some),
@@ -161,7 +164,7 @@ mod tests {
             ("< 0.3", Err("cannot read threshold '< 0.3' (write \"> 0.3\", \">= 0.7\", a number, or \"off\")")),
         ];
         for (text, want) in cases {
-            assert_eq!(Threshold::parse(text), want.clone().map_err(str::to_string), "{text}");
+            assert_eq!(Threshold::parse(text), (*want).map_err(str::to_string), "{text}");
         }
     }
 

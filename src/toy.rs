@@ -35,7 +35,7 @@ impl ToyEmbedder {
         ToyEmbedder { vocab, tags_by_path, fingerprint }
     }
 
-    fn vector<'a>(&self, terms: impl Fn(&str) -> bool) -> Vec<f32> {
+    fn vector(&self, terms: impl Fn(&str) -> bool) -> Vec<f32> {
         self.vocab.iter().map(|t| if terms(t) { 1.0 } else { 0.0 }).collect()
     }
 }

@@ -143,9 +143,21 @@ fn a_changed_ranking_fails_and_writes_nothing_on_ci() {
     write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg negro\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\n");
     let run = fitcheck_test(dir.path(), "no", &["--exact", "prendas/jean-wide-leg"]);
     assert_ne!(run.code, 0, "{}", run.out);
-    assert!(run.out.contains("the ranking differs from the accepted snapshot snapshots/prendas/jean-wide-leg.snap"), "{}", run.out);
-    assert!(run.out.contains("-   1   0.816  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
-    assert!(run.out.contains("+   1   1.000  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
+    assert!(
+        run.out.contains("the ranking differs from the accepted snapshot snapshots/prendas/jean-wide-leg.snap"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("-   1   0.816  ✅  expected  jean/wide-negro"),
+        "the diff shows the change:\n{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("+   1   1.000  ✅  expected  jean/wide-negro"),
+        "the diff shows the change:\n{}",
+        run.out
+    );
     assert!(!dir.path().join("snapshots/prendas/jean-wide-leg.snap.new").exists());
     assert!(run.out.contains("1 filtered out"), "--exact runs one case:\n{}", run.out);
 }
@@ -177,11 +189,19 @@ fn a_failing_case_reports_every_metric_and_the_marked_ranking() {
 #[test]
 fn a_broken_case_fails_alone_and_names_file_line_and_column() {
     let dir = toy_suite();
-    write(dir.path(), "cases/colores/vestido-rojo.toml", "description = \"vestido rojo\"\nexpected = [\"vestido-07\"]\n");
+    write(
+        dir.path(),
+        "cases/colores/vestido-rojo.toml",
+        "description = \"vestido rojo\"\nexpected = [\"vestido-07\"]\n",
+    );
     let run = fitcheck_test(dir.path(), "always", &[]);
     assert_ne!(run.code, 0);
     assert_eq!(outcome(&run, "colores/vestido-rojo"), "FAILED");
-    assert!(run.out.contains("cases/colores/vestido-rojo.toml:2:13: unknown item 'vestido-07' (not in the catalog)"), "{}", run.out);
+    assert!(
+        run.out.contains("cases/colores/vestido-rojo.toml:2:13: unknown item 'vestido-07' (not in the catalog)"),
+        "{}",
+        run.out
+    );
     assert_eq!(outcome(&run, "colores/remera-celeste"), "ok");
     assert_eq!(outcome(&run, "prendas/jean-wide-leg"), "ok");
 }
@@ -205,7 +225,11 @@ fn known_failures_pass_while_failing_and_fail_once_fixed() {
 #[test]
 fn ignored_cases_run_only_with_ignored() {
     let dir = toy_suite();
-    write(dir.path(), "cases/colores/remera-celeste.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\nignore = \"slow\"\n");
+    write(
+        dir.path(),
+        "cases/colores/remera-celeste.toml",
+        "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\nignore = \"slow\"\n",
+    );
     let run = fitcheck_test(dir.path(), "always", &[]);
     assert_eq!(run.code, 0, "{}", run.out);
     assert_eq!(outcome(&run, "colores/remera-celeste"), "ignored");
@@ -235,8 +259,62 @@ fn a_broken_image_fails_every_case_naming_the_image() {
 #[test]
 fn a_broken_suite_file_names_its_position() {
     let dir = toy_suite();
-    write(dir.path(), "cases/fitcheck.toml", "[model]\nbackend = \"toy\"\n[catalog]\nroot = \"../catalog\"\n[defaults]\nk = 0\n");
+    write(
+        dir.path(),
+        "cases/fitcheck.toml",
+        "[model]\nbackend = \"toy\"\n[catalog]\nroot = \"../catalog\"\n[defaults]\nk = 0\n",
+    );
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_ne!(run.code, 0);
     assert!(run.out.contains("error: cases/fitcheck.toml:6:5: k must be at least 1, got 0"), "{}", run.out);
+}
+
+#[test]
+fn filters_select_cases_by_substring() {
+    let dir = toy_suite();
+    let run = fitcheck_test(dir.path(), "always", &["colores/"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert_eq!(outcome(&run, "colores/remera-celeste"), "ok");
+    assert!(run.out.contains("1 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out"), "{}", run.out);
+}
+
+#[test]
+fn run_prints_a_summary_and_writes_full_precision_results() {
+    let dir = toy_suite();
+    // k = 5 for jean wide leg: ranked E, E, R, Y, R → precision@5 = 0.6 fails the suite.
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nk = 5\ntags = [\"jean\"]\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+        .current_dir(dir.path())
+        .args(["run", "--json", "results.json"])
+        .env("FITCHECK_CACHE", "off")
+        .env_remove("FITCHECK_MODEL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("model: toy @ local (tags)\n"), "{text}");
+    assert!(
+        text.contains(
+            "prendas/jean-wide-leg         1.000      1.000      0.600      1.000      1.000      0.982  FAIL"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("colores/remera-celeste        1.000      1.000      1.000      1.000      1.000      1.000  ok"),
+        "{text}"
+    );
+    // Means over the two cases: precision (1 + 0.6) / 2.
+    assert!(text.contains("suite                         1.000      1.000      0.800"), "{text}");
+    assert!(text.contains("2 cases: 1 passed, 1 failed"), "{text}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let jean = &json["cases"][1];
+    assert_eq!(jean["name"], "prendas/jean-wide-leg");
+    assert_eq!(jean["metrics"]["precision"], 0.6);
+    // ndcg@5 at full precision: (2 + 2/log2 3 + 1/log2 5) / (2 + 2/log2 3 + 1/log2 4).
+    let want = (2.0 + 2.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (2.0 + 2.0 / 3f64.log2() + 0.5);
+    assert!((jean["metrics"]["ndcg"].as_f64().unwrap() - want).abs() < 1e-12);
+    assert_eq!(json["groups"]["tag:jean"]["cases"], 1);
+    assert_eq!(json["suite"]["means"]["precision"], 0.8);
 }

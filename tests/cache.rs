@@ -1,0 +1,72 @@
+//! The catalog embedding cache: a warm re-run embeds no image, an edited image is embedded again.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use fitcheck::cache::{embed_catalog, CacheStats};
+use fitcheck::catalog::Catalog;
+use fitcheck::toy::ToyEmbedder;
+use fitcheck::{Embedder, Fingerprint};
+
+/// The toy embedder, counting the images it is asked to embed.
+struct Counting {
+    inner: ToyEmbedder,
+    images: AtomicUsize,
+}
+
+impl Embedder for Counting {
+    fn fingerprint(&self) -> &Fingerprint {
+        self.inner.fingerprint()
+    }
+    fn embed_texts(&self, texts: &[String]) -> fitcheck::Result<Vec<Vec<f32>>> {
+        self.inner.embed_texts(texts)
+    }
+    fn embed_images(&self, paths: &[&Path]) -> fitcheck::Result<Vec<Vec<f32>>> {
+        self.images.fetch_add(paths.len(), Ordering::SeqCst);
+        self.inner.embed_images(paths)
+    }
+}
+
+#[test]
+fn warm_runs_embed_no_image_and_edits_are_picked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog_dir = tmp.path().join("catalog");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/toy/catalog");
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let to = catalog_dir.join(entry.path().strip_prefix(&src).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    let cache = tmp.path().join("cache");
+    let catalog = Catalog::load(&catalog_dir, None).unwrap();
+    let model = Counting { inner: ToyEmbedder::new(&catalog), images: AtomicUsize::new(0) };
+
+    let (cold, stats) = embed_catalog(&model, &catalog, Some(&cache)).unwrap();
+    assert_eq!(stats, CacheStats { cached: 0, embedded: 8 });
+    // Vectors come back normalised: remera/celeste has two tags → 1/√2 each.
+    let i = catalog.position("remera/celeste").unwrap();
+    let nonzero: Vec<f32> = cold[i].iter().copied().filter(|&x| x != 0.0).collect();
+    assert_eq!(nonzero, [std::f32::consts::FRAC_1_SQRT_2; 2]);
+
+    let (warm, stats) = embed_catalog(&model, &catalog, Some(&cache)).unwrap();
+    assert_eq!(stats, CacheStats { cached: 8, embedded: 0 });
+    assert_eq!(warm, cold);
+    assert_eq!(model.images.load(Ordering::SeqCst), 8);
+
+    // A changed image file is embedded again; the others are not.
+    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3])).save(catalog_dir.join("remera/roja.png")).unwrap();
+    let (_, stats) = embed_catalog(&model, &catalog, Some(&cache)).unwrap();
+    assert_eq!(stats, CacheStats { cached: 7, embedded: 1 });
+
+    // A corrupt cache file is ignored and rebuilt, never trusted.
+    for f in std::fs::read_dir(&cache).unwrap() {
+        std::fs::write(f.unwrap().path(), b"garbage").unwrap();
+    }
+    let (rebuilt, stats) = embed_catalog(&model, &catalog, Some(&cache)).unwrap();
+    assert_eq!(stats, CacheStats { cached: 0, embedded: 8 });
+    assert_eq!(rebuilt.len(), 8);
+}
