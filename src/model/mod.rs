@@ -2,7 +2,7 @@
 //!
 //! [`open`] finds a checkpoint's files ([`source`]), reads the safetensors header ([`weights`]),
 //! detects its layout and validates every tensor name and shape against the sizes the shapes and the
-//! configuration imply ([`layout`], [`config`]), sets up the text pipeline ([`text`], with the ftfy
+//! configuration imply ([`layout`], [`config`]), renames the tensors for candle ([`rename`]), sets up the text pipeline ([`text`], with the ftfy
 //! subset in [`ftfy`]) and the image pipeline ([`pixels`]), then reads the weights once, as f32, and
 //! builds candle-transformers' SigLIP model on them. The result, [`Siglip`], embeds texts and images
 //! with the same cleaning, tokenisation, pixel conversion and GELU as the Python reference of its
@@ -18,6 +18,7 @@ pub mod config;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
+pub mod rename;
 pub mod source;
 pub mod text;
 pub mod weights;
@@ -193,7 +194,7 @@ impl Siglip {
             alpha: spec.alpha,
         };
         let tensors = header.load_all()?;
-        let tensors = layout::to_hf(layout, tensors, &dims)
+        let tensors = rename::to_hf(layout, tensors, &dims)
             .map_err(candle_err(&label, "cannot map the weights"))?;
         let cfg = candle_config(&dims, &hints, text.pad_id);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
