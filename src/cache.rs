@@ -41,28 +41,17 @@ pub fn embed_catalog(
         .items()
         .iter()
         .map(|it| {
-            let bytes = std::fs::read(&it.path).map_err(|e| Error::Image {
-                path: it.path.clone(),
-                message: e.to_string(),
-            })?;
+            let bytes = std::fs::read(&it.path).map_err(|e| Error::Image { path: it.path.clone(), message: e.to_string() })?;
             Ok(Sha256::digest(&bytes).into())
         })
         .collect::<Result<_>>()?;
     let file = dir.map(|d| d.join(format!("{}.emb", embedder.fingerprint().cache_key())));
     let mut known = file.as_deref().map(read).unwrap_or_default();
 
-    let missing: Vec<usize> = (0..hashes.len())
-        .filter(|&i| !known.contains_key(&hashes[i]))
-        .collect();
-    let stats = CacheStats {
-        cached: hashes.len() - missing.len(),
-        embedded: missing.len(),
-    };
+    let missing: Vec<usize> = (0..hashes.len()).filter(|&i| !known.contains_key(&hashes[i])).collect();
+    let stats = CacheStats { cached: hashes.len() - missing.len(), embedded: missing.len() };
     if !missing.is_empty() {
-        let paths: Vec<&Path> = missing
-            .iter()
-            .map(|&i| catalog.items()[i].path.as_path())
-            .collect();
+        let paths: Vec<&Path> = missing.iter().map(|&i| catalog.items()[i].path.as_path()).collect();
         let vectors = embedder.embed_images(&paths)?;
         for (&i, mut v) in missing.iter().zip(vectors) {
             normalize(&mut v);
@@ -78,9 +67,7 @@ pub fn embed_catalog(
 }
 
 fn read(path: &Path) -> HashMap<Hash, Vec<f32>> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return HashMap::new();
-    };
+    let Ok(bytes) = std::fs::read(path) else { return HashMap::new() };
     parse(&bytes).unwrap_or_default()
 }
 
@@ -97,10 +84,7 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Hash, Vec<f32>>> {
         body.chunks_exact(entry)
             .map(|e| {
                 let hash: Hash = e[..32].try_into().unwrap();
-                let v = e[32..]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                    .collect();
+                let v = e[32..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
                 (hash, v)
             })
             .collect(),
@@ -114,11 +98,7 @@ fn write(path: &Path, entries: &HashMap<Hash, Vec<f32>>) -> std::io::Result<()> 
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp: PathBuf = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         f.write_all(MAGIC)?;
@@ -145,10 +125,7 @@ mod tests {
     fn round_trips_and_rejects_torn_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.emb");
-        let entries = HashMap::from([
-            ([1u8; 32], vec![0.5f32, -0.25]),
-            ([2u8; 32], vec![1.0, 0.0]),
-        ]);
+        let entries = HashMap::from([([1u8; 32], vec![0.5f32, -0.25]), ([2u8; 32], vec![1.0, 0.0])]);
         write(&path, &entries).unwrap();
         assert_eq!(read(&path), entries);
         let bytes = std::fs::read(&path).unwrap();

@@ -73,10 +73,7 @@ struct CaseFile {
 /// The test name of the case file at `path` under the cases directory `dir`.
 pub fn name_of(dir: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(dir).unwrap_or(path).with_extension("");
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Reads and validates the case file at `path` (named `name`) against the suite and catalog.
@@ -86,27 +83,15 @@ pub fn load(path: &Path, name: String, suite: &Suite, catalog: &Catalog) -> Resu
 }
 
 /// Validates case text read from `path`.
-pub fn parse(
-    path: &Path,
-    text: &str,
-    name: String,
-    suite: &Suite,
-    catalog: &Catalog,
-) -> Result<Case> {
+pub fn parse(path: &Path, text: &str, name: String, suite: &Suite, catalog: &Catalog) -> Result<Case> {
     let raw: CaseFile = parse_toml(path, text)?;
     let at = |offset: usize, msg: String| Error::at_offset(path, text, offset, msg);
 
     if raw.description.get_ref().trim().is_empty() {
-        return Err(at(
-            raw.description.span().start,
-            "empty description: write the query text".into(),
-        ));
+        return Err(at(raw.description.span().start, "empty description: write the query text".into()));
     }
     if raw.expected.get_ref().is_empty() {
-        return Err(at(
-            raw.expected.span().start,
-            "empty expected set: name at least one item".into(),
-        ));
+        return Err(at(raw.expected.span().start, "empty expected set: name at least one item".into()));
     }
 
     let explicit_red = raw.red_flags.is_some();
@@ -119,9 +104,7 @@ pub fn parse(
     for (class, selectors) in lists {
         for selector in selectors.into_iter().flatten() {
             let offset = selector.span().start;
-            let hits = catalog
-                .select(selector.get_ref())
-                .map_err(|msg| at(offset, msg))?;
+            let hits = catalog.select(selector.get_ref()).map_err(|msg| at(offset, msg))?;
             for i in hits {
                 match classes[i] {
                     Some(other) if other != class => {
@@ -140,11 +123,7 @@ pub fn parse(
             }
         }
     }
-    let rest = if explicit_red {
-        Class::Neutral
-    } else {
-        Class::Red
-    };
+    let rest = if explicit_red { Class::Neutral } else { Class::Red };
     let classes = classes.into_iter().map(|c| c.unwrap_or(rest)).collect();
 
     let k = match &raw.k {

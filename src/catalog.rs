@@ -65,10 +65,7 @@ impl Catalog {
             if !entry.file_type().is_file() || !is_image(entry.path()) {
                 continue;
             }
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .expect("walkdir yields paths under its root");
+            let rel = entry.path().strip_prefix(root).expect("walkdir yields paths under its root");
             let id = id_of(rel);
             if let Some(previous) = found.insert(id.clone(), entry.path().to_owned()) {
                 return Err(Error::file(
@@ -118,11 +115,7 @@ impl Catalog {
     /// A catalog from items already known (sorted here by id).
     pub fn from_items(root: PathBuf, mut items: Vec<Item>) -> Catalog {
         items.sort_by(|a, b| a.id.cmp(&b.id));
-        let index = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.id.clone(), i))
-            .collect();
+        let index = items.iter().enumerate().map(|(i, it)| (it.id.clone(), i)).collect();
         Catalog { root, items, index }
     }
 
@@ -149,16 +142,10 @@ impl Catalog {
         if let Some(tags) = selector.strip_prefix("tag:") {
             let wanted: Vec<&str> = tags.split('+').map(str::trim).collect();
             if wanted.iter().any(|t| t.is_empty()) {
-                return Err(format!(
-                    "empty tag in selector '{selector}' (write 'tag:a+b')"
-                ));
+                return Err(format!("empty tag in selector '{selector}' (write 'tag:a+b')"));
             }
             let hits: Vec<usize> = (0..self.items.len())
-                .filter(|&i| {
-                    wanted
-                        .iter()
-                        .all(|w| self.items[i].tags.iter().any(|t| t == w))
-                })
+                .filter(|&i| wanted.iter().all(|w| self.items[i].tags.iter().any(|t| t == w)))
                 .collect();
             if hits.is_empty() {
                 return Err(format!("no catalog item has all the tags in '{selector}'"));
@@ -171,9 +158,8 @@ impl Catalog {
                 .build()
                 .map_err(|e| format!("invalid glob '{selector}': {}", e.kind()))?
                 .compile_matcher();
-            let hits: Vec<usize> = (0..self.items.len())
-                .filter(|&i| glob.is_match(&self.items[i].id))
-                .collect();
+            let hits: Vec<usize> =
+                (0..self.items.len()).filter(|&i| glob.is_match(&self.items[i].id)).collect();
             if hits.is_empty() {
                 return Err(format!("glob '{selector}' matches no catalog item"));
             }
@@ -194,10 +180,8 @@ fn is_image(path: &Path) -> bool {
 
 /// The id of an image at `rel` (relative to the root): components joined by `/`, extension dropped.
 fn id_of(rel: &Path) -> String {
-    let mut parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let mut parts: Vec<String> =
+        rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     if let Some(last) = parts.last_mut() {
         if let Some(dot) = last.rfind('.') {
             last.truncate(dot);
@@ -238,18 +222,9 @@ mod tests {
             ("*/*-azul", Ok(vec![0, 1])),
             ("tag:jean", Ok(vec![0, 1, 2])),
             ("tag:jean+azul", Ok(vec![0, 1])),
-            (
-                "tag:jean+celeste",
-                Err("no catalog item has all the tags in 'tag:jean+celeste'"),
-            ),
-            (
-                "tag:jean+",
-                Err("empty tag in selector 'tag:jean+' (write 'tag:a+b')"),
-            ),
-            (
-                "vestido-07",
-                Err("unknown item 'vestido-07' (not in the catalog)"),
-            ),
+            ("tag:jean+celeste", Err("no catalog item has all the tags in 'tag:jean+celeste'")),
+            ("tag:jean+", Err("empty tag in selector 'tag:jean+' (write 'tag:a+b')")),
+            ("vestido-07", Err("unknown item 'vestido-07' (not in the catalog)")),
         ];
         for (selector, expected) in cases {
             let got = c.select(selector);

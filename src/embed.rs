@@ -30,12 +30,7 @@ impl Fingerprint {
     pub fn cache_key(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        for part in [
-            &self.model,
-            &self.revision,
-            &self.preprocessing,
-            &self.content,
-        ] {
+        for part in [&self.model, &self.revision, &self.preprocessing, &self.content] {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
@@ -77,15 +72,10 @@ impl ModelSource {
         let path = std::path::Path::new(value);
         if value == "toy" {
             ModelSource::Toy
-        } else if path.is_dir()
-            || revision.is_none() && (value.starts_with('.') || value.starts_with('/'))
-        {
+        } else if path.is_dir() || revision.is_none() && (value.starts_with('.') || value.starts_with('/')) {
             ModelSource::Local(path.to_owned())
         } else {
-            ModelSource::Hub {
-                id: value.to_string(),
-                revision: revision.unwrap_or("main").to_string(),
-            }
+            ModelSource::Hub { id: value.to_string(), revision: revision.unwrap_or("main").to_string() }
         }
     }
 }

@@ -41,18 +41,11 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 pub enum Error {
     /// Something wrong at a known place in a text file (a case, the suite file, a manifest).
     #[error("{}{}: {message}", path.display(), fmt_pos(.position))]
-    At {
-        path: PathBuf,
-        position: Option<Position>,
-        message: String,
-    },
+    At { path: PathBuf, position: Option<Position>, message: String },
 
     /// A file that could not be read.
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// An image that is missing or cannot be decoded.
     #[error("{}: cannot read image: {message}", path.display())]
@@ -86,27 +79,17 @@ impl Error {
 
     /// An error about a whole file.
     pub fn file(path: &Path, message: impl Into<String>) -> Error {
-        Error::At {
-            path: path.to_owned(),
-            position: None,
-            message: message.into(),
-        }
+        Error::At { path: path.to_owned(), position: None, message: message.into() }
     }
 
     /// A read failure of `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.to_owned(),
-            source,
-        }
+        Error::Io { path: path.to_owned(), source }
     }
 
     /// A model failure.
     pub fn model(model: impl fmt::Display, message: impl fmt::Display) -> Error {
-        Error::Model {
-            model: model.to_string(),
-            message: message.to_string(),
-        }
+        Error::Model { model: model.to_string(), message: message.to_string() }
     }
 }
 
@@ -117,20 +100,11 @@ mod tests {
     #[test]
     fn positions_count_lines_and_characters() {
         let text = "a = 1\nñandú = \"x\"\n";
-        assert_eq!(
-            Position::of_offset(text, 0),
-            Position { line: 1, column: 1 }
-        );
-        assert_eq!(
-            Position::of_offset(text, 6),
-            Position { line: 2, column: 1 }
-        );
+        assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
+        assert_eq!(Position::of_offset(text, 6), Position { line: 2, column: 1 });
         // "ñandú = " is 8 characters but 10 bytes: the quote is at column 9.
         let quote = text.find('"').unwrap();
-        assert_eq!(
-            Position::of_offset(text, quote),
-            Position { line: 2, column: 9 }
-        );
+        assert_eq!(Position::of_offset(text, quote), Position { line: 2, column: 9 });
     }
 
     #[test]

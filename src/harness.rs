@@ -82,10 +82,7 @@ pub struct Session {
 /// free of absolute paths.
 fn relative(path: &Path) -> PathBuf {
     match std::env::current_dir() {
-        Ok(cwd) => path
-            .strip_prefix(&cwd)
-            .map(Path::to_owned)
-            .unwrap_or_else(|_| path.to_owned()),
+        Ok(cwd) => path.strip_prefix(&cwd).map(Path::to_owned).unwrap_or_else(|_| path.to_owned()),
         Err(_) => path.to_owned(),
     }
 }
@@ -105,9 +102,7 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     if found.is_empty() {
-        return Err(Error::NoCases {
-            dir: dir.to_owned(),
-        });
+        return Err(Error::NoCases { dir: dir.to_owned() });
     }
     Ok(found)
 }
@@ -119,9 +114,7 @@ impl Session {
         let mut suite = Suite::load(&dir)?;
         if let Some(model) = &overrides.model {
             suite.model.source = ModelSource::from_override(model, overrides.revision.as_deref());
-        } else if let (Some(rev), ModelSource::Hub { revision, .. }) =
-            (&overrides.revision, &mut suite.model.source)
-        {
+        } else if let (Some(rev), ModelSource::Hub { revision, .. }) = (&overrides.revision, &mut suite.model.source) {
             *revision = rev.clone();
         }
         suite.model.offline |= overrides.offline;
@@ -134,28 +127,19 @@ impl Session {
             }),
         };
         let files = discover(&suite.dir)?;
-        let catalog = Catalog::load(&suite.catalog_root, suite.manifest.as_deref())
-            .map_err(|e| e.to_string());
+        let catalog = Catalog::load(&suite.catalog_root, suite.manifest.as_deref()).map_err(|e| e.to_string());
         let cases = files
             .into_iter()
             .map(|path| {
                 let name = case::name_of(&suite.dir, &path);
                 let case = match &catalog {
-                    Ok(catalog) => {
-                        case::load(&path, name.clone(), &suite, catalog).map_err(|e| e.to_string())
-                    }
+                    Ok(catalog) => case::load(&path, name.clone(), &suite, catalog).map_err(|e| e.to_string()),
                     Err(e) => Err(format!("cannot load the catalog: {e}")),
                 };
                 Discovered { name, path, case }
             })
             .collect();
-        Ok(Session {
-            suite,
-            catalog,
-            cases,
-            cache_dir,
-            context: OnceLock::new(),
-        })
+        Ok(Session { suite, catalog, cases, cache_dir, context: OnceLock::new() })
     }
 
     fn context(&self) -> std::result::Result<&Context, String> {
@@ -163,9 +147,8 @@ impl Session {
             .get_or_init(|| {
                 let catalog = self.catalog.as_ref().map_err(Clone::clone)?;
                 let embedder = open_model(&self.suite.model, catalog).map_err(|e| e.to_string())?;
-                let (items, _) =
-                    cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())
-                        .map_err(|e| e.to_string())?;
+                let (items, _) = cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())
+                    .map_err(|e| e.to_string())?;
                 Ok(Context { embedder, items })
             })
             .as_ref()
@@ -189,8 +172,7 @@ impl Session {
             .ok_or("the model returned no embedding for the query")?;
         normalize(&mut query);
         let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query);
-        let accepted =
-            snapshot::accepted_scores(&snapshot::path_of(&self.suite.snapshots_dir, &case.name));
+        let accepted = snapshot::accepted_scores(&snapshot::path_of(&self.suite.snapshots_dir, &case.name));
         let body = report::case_body(case, catalog, &outcome, &accepted);
         Ok(Judged { outcome, body })
     }
@@ -243,9 +225,7 @@ impl Session {
 
     /// The status of a case and its metrics, for summaries.
     pub fn status(&self, index: usize) -> (Status, Option<Judged>) {
-        let Ok(case) = &self.cases[index].case else {
-            return (Status::Error, None);
-        };
+        let Ok(case) = &self.cases[index].case else { return (Status::Error, None) };
         if case.ignore.is_some() {
             return (Status::Ignored, None);
         }
@@ -297,10 +277,7 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
         std::env::set_var("INSTA_OUTPUT", "none");
     }
     if std::env::var_os("INSTA_WORKSPACE_ROOT").is_none() {
-        if let Some(root) = std::path::absolute(dir)
-            .ok()
-            .and_then(|d| d.parent().map(Path::to_owned))
-        {
+        if let Some(root) = std::path::absolute(dir).ok().and_then(|d| d.parent().map(Path::to_owned)) {
             // Called before any trial thread starts.
             std::env::set_var("INSTA_WORKSPACE_ROOT", root);
         }
@@ -321,15 +298,7 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
             let ignored = found.case.as_ref().is_ok_and(|c| c.ignore.is_some());
             Trial::test(found.name.clone(), move || {
                 let result = s.trial(i);
-                if let (
-                    Ok(()),
-                    Ok(Case {
-                        known_failure: Some(_),
-                        name,
-                        ..
-                    }),
-                ) = (&result, &s.cases[i].case)
-                {
+                if let (Ok(()), Ok(Case { known_failure: Some(_), name, .. })) = (&result, &s.cases[i].case) {
                     known.lock().unwrap().push(name.clone());
                 }
                 result
@@ -340,10 +309,7 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     let known = known.lock().unwrap();
     if !known.is_empty() {
-        println!(
-            "known failures (still failing, as marked): {}\n",
-            known.join(", ")
-        );
+        println!("known failures (still failing, as marked): {}\n", known.join(", "));
     }
     conclusion.exit_code()
 }
@@ -354,9 +320,7 @@ pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<(String, bool)> {
     if let Err(e) = session.fingerprint() {
         return Err(Error::model(&session.suite.model.source, e));
     }
-    let judged: Vec<(Status, Option<Judged>)> = (0..session.cases.len())
-        .map(|i| session.status(i))
-        .collect();
+    let judged: Vec<(Status, Option<Judged>)> = (0..session.cases.len()).map(|i| session.status(i)).collect();
     let rows: Vec<SummaryRow> = session
         .cases
         .iter()
@@ -365,21 +329,12 @@ pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<(String, bool)> {
             name: &found.name,
             status: *status,
             metrics: j.as_ref().map(|j| &j.outcome.metrics),
-            groups: found
-                .case
-                .as_ref()
-                .map(report::groups_of)
-                .unwrap_or_default(),
+            groups: found.case.as_ref().map(report::groups_of).unwrap_or_default(),
         })
         .collect();
     let mut text = String::new();
-    let fp = session
-        .fingerprint()
-        .map_err(|e| Error::model(&session.suite.model.source, e))?;
-    text.push_str(&format!(
-        "model: {} @ {} ({})\n\n",
-        fp.model, fp.revision, fp.preprocessing
-    ));
+    let fp = session.fingerprint().map_err(|e| Error::model(&session.suite.model.source, e))?;
+    text.push_str(&format!("model: {} @ {} ({})\n\n", fp.model, fp.revision, fp.preprocessing));
     text.push_str(&report::summary(&rows));
     for found in &session.cases {
         if let Err(e) = &found.case {

@@ -98,27 +98,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Embed {
-            model,
-            revision,
-            texts,
-            images,
-            json,
-            tokens,
-            offline,
-            alpha,
-        } => {
+        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {
             let alpha = Alpha::from_key(&alpha).unwrap_or_default();
-            let request = EmbedRequest {
-                model,
-                revision,
-                texts,
-                images,
-                json,
-                tokens,
-                offline,
-                alpha,
-            };
+            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha };
             match embed_command(&request) {
                 Ok(text) => {
                     print!("{text}");

@@ -87,12 +87,7 @@ impl Metric {
     pub fn at_k(self) -> bool {
         matches!(
             self,
-            Metric::Recall
-                | Metric::Precision
-                | Metric::PrecisionStrict
-                | Metric::Hit
-                | Metric::Ndcg
-                | Metric::Red
+            Metric::Recall | Metric::Precision | Metric::PrecisionStrict | Metric::Hit | Metric::Ndcg | Metric::Red
         )
     }
 
@@ -135,8 +130,7 @@ pub fn compute(ranked: &[Class], k: usize) -> Metrics {
     let e_top = count(top, Class::Expected);
     let y_top = count(top, Class::Yellow);
 
-    let first =
-        |pred: &dyn Fn(Class) -> bool| ranked.iter().position(|&c| pred(c)).unwrap_or(ranked.len());
+    let first = |pred: &dyn Fn(Class) -> bool| ranked.iter().position(|&c| pred(c)).unwrap_or(ranked.len());
     let first_expected = first(&|c| c == Class::Expected);
     let first_red = first(&|c| c == Class::Red);
     let first_red_or_yellow = first(&|c| c == Class::Red || c == Class::Yellow);
@@ -149,30 +143,18 @@ pub fn compute(ranked: &[Class], k: usize) -> Metrics {
         _ => 0.0,
     };
     let discount = |i: usize| 1.0 / ((i + 2) as f64).log2();
-    let dcg: f64 = top
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| gain(c) * discount(i))
-        .sum();
+    let dcg: f64 = top.iter().enumerate().map(|(i, &c)| gain(c) * discount(i)).sum();
     let ideal = std::iter::repeat_n(2.0, n_expected).chain(std::iter::repeat_n(1.0, n_yellow));
-    let idcg: f64 = ideal
-        .take(k)
-        .enumerate()
-        .map(|(i, g)| g * discount(i))
-        .sum();
+    let idcg: f64 = ideal.take(k).enumerate().map(|(i, g)| g * discount(i)).sum();
 
     let mut values = [0.0; 9];
-    values[Metric::Mrr as usize] = if first_expected < ranked.len() {
-        1.0 / (first_expected + 1) as f64
-    } else {
-        0.0
-    };
+    values[Metric::Mrr as usize] =
+        if first_expected < ranked.len() { 1.0 / (first_expected + 1) as f64 } else { 0.0 };
     values[Metric::Recall as usize] = ratio(e_top, n_expected);
     values[Metric::Precision as usize] = ratio(e_top + y_top, k);
     values[Metric::PrecisionStrict as usize] = ratio(e_top, k);
     values[Metric::Accuracy as usize] = ratio(expected_before(first_red), n_expected);
-    values[Metric::AccuracyStrict as usize] =
-        ratio(expected_before(first_red_or_yellow), n_expected);
+    values[Metric::AccuracyStrict as usize] = ratio(expected_before(first_red_or_yellow), n_expected);
     values[Metric::Hit as usize] = if e_top > 0 { 1.0 } else { 0.0 };
     values[Metric::Ndcg as usize] = if idcg > 0.0 { dcg / idcg } else { 0.0 };
     values[Metric::Red as usize] = count(top, Class::Red) as f64;
@@ -202,12 +184,7 @@ pub fn aggregate<'a>(
         cases: ms.len(),
         means: Metric::ALL
             .into_iter()
-            .map(|m| {
-                (
-                    m,
-                    ms.iter().map(|x| x.get(m)).sum::<f64>() / ms.len().max(1) as f64,
-                )
-            })
+            .map(|m| (m, ms.iter().map(|x| x.get(m)).sum::<f64>() / ms.len().max(1) as f64))
             .collect(),
     };
     let groups = groups.into_iter().map(|(k, v)| (k, mean(&v))).collect();
@@ -249,34 +226,14 @@ mod tests {
                 ranked: &[E, R, E, R, R, E, R],
                 k: 5,
                 // ndcg: dcg = 2/1 + 2/log2(4) = 3; ideal = 2 + 2/log2(3) + 2/log2(4).
-                want: [
-                    1.0,
-                    2.0 / 3.0,
-                    0.4,
-                    0.4,
-                    1.0 / 3.0,
-                    1.0 / 3.0,
-                    1.0,
-                    3.0 / (2.0 + 2.0 * d(2) + 1.0),
-                    3.0,
-                ],
+                want: [1.0, 2.0 / 3.0, 0.4, 0.4, 1.0 / 3.0, 1.0 / 3.0, 1.0, 3.0 / (2.0 + 2.0 * d(2) + 1.0), 3.0],
             },
             Check {
                 name: "one expected item at rank 3",
                 ranked: &[R, Y, E, R],
                 k: 2,
                 // Top 2: R, Y. The one E is below a red: accuracy 0. ndcg: dcg = 1/log2(3), ideal = 2 + 1/log2(3).
-                want: [
-                    1.0 / 3.0,
-                    0.0,
-                    0.5,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    d(2) / (2.0 + d(2)),
-                    1.0,
-                ],
+                want: [1.0 / 3.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, d(2) / (2.0 + d(2)), 1.0],
             },
             Check {
                 name: "every expected item ranked last",
@@ -308,33 +265,13 @@ mod tests {
                 ranked: &[Y, E, R],
                 k: 5,
                 // precision divides by k = 5, not by the 3 items ranked.
-                want: [
-                    0.5,
-                    1.0,
-                    0.4,
-                    0.2,
-                    1.0,
-                    0.0,
-                    1.0,
-                    (1.0 + 2.0 * d(2)) / (2.0 + d(2)),
-                    1.0,
-                ],
+                want: [0.5, 1.0, 0.4, 0.2, 1.0, 0.0, 1.0, (1.0 + 2.0 * d(2)) / (2.0 + d(2)), 1.0],
             },
             Check {
                 name: "neutral items are neither good nor red",
                 ranked: &[N, E, N, E],
                 k: 2,
-                want: [
-                    0.5,
-                    0.5,
-                    0.5,
-                    0.5,
-                    1.0,
-                    1.0,
-                    1.0,
-                    2.0 * d(2) / (2.0 + 2.0 * d(2)),
-                    0.0,
-                ],
+                want: [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 2.0 * d(2) / (2.0 + 2.0 * d(2)), 0.0],
             },
             Check {
                 name: "a perfect ranking",
@@ -347,11 +284,7 @@ mod tests {
             let m = compute(check.ranked, check.k);
             for (metric, want) in Metric::ALL.into_iter().zip(check.want) {
                 let got = m.get(metric);
-                assert!(
-                    (got - want).abs() < 1e-12,
-                    "{}: {metric} = {got}, want {want}",
-                    check.name
-                );
+                assert!((got - want).abs() < 1e-12, "{}: {metric} = {got}, want {want}", check.name);
             }
         }
     }

@@ -50,13 +50,7 @@ impl Outcome {
         let metrics = metrics::compute(&ranked_classes, case.k);
         let checks = case.thresholds.check(&metrics);
         let tie_at_k = rank::tie_at_cutoff(&ranking, case.k);
-        Outcome {
-            ranking,
-            ranked_classes,
-            metrics,
-            checks,
-            tie_at_k,
-        }
+        Outcome { ranking, ranked_classes, metrics, checks, tie_at_k }
     }
 
     /// Whether every threshold passed.

@@ -33,18 +33,9 @@ pub fn rank_scores(scores: &[f32], ids: &[&str]) -> Vec<Ranked> {
     debug_assert_eq!(scores.len(), ids.len());
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| {
-        scores[b]
-            .partial_cmp(&scores[a])
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| ids[b].cmp(ids[a]))
+        scores[b].partial_cmp(&scores[a]).unwrap_or(Ordering::Equal).then_with(|| ids[b].cmp(ids[a]))
     });
-    order
-        .into_iter()
-        .map(|i| Ranked {
-            item: i,
-            score: scores[i],
-        })
-        .collect()
+    order.into_iter().map(|i| Ranked { item: i, score: scores[i] }).collect()
 }
 
 /// Ranks normalised `items` against a normalised `query` by cosine similarity.

@@ -55,22 +55,15 @@ pub fn case_body(case: &Case, catalog: &Catalog, outcome: &Outcome, accepted: &A
         let id = &catalog.items()[r.item].id;
         let mark = marks[pos].map_or("·", |m| m.symbol());
         let class = outcome.ranked_classes[pos].name();
-        writeln!(
-            s,
-            "{:>4}  {:>6}  {mark}  {class:<8}  {id}",
-            pos + 1,
-            score_text(r.score, id, accepted)
-        )
-        .unwrap();
+        writeln!(s, "{:>4}  {:>6}  {mark}  {class:<8}  {id}", pos + 1, score_text(r.score, id, accepted)).unwrap();
     };
     writeln!(s, "ranking (top {top} of {}):", outcome.ranking.len()).unwrap();
     writeln!(s, "rank   score  mark class     item").unwrap();
     for pos in 0..top {
         row(&mut s, pos);
     }
-    let below: Vec<usize> = (top..outcome.ranking.len())
-        .filter(|&p| outcome.ranked_classes[p] == Class::Expected)
-        .collect();
+    let below: Vec<usize> =
+        (top..outcome.ranking.len()).filter(|&p| outcome.ranked_classes[p] == Class::Expected).collect();
     if !below.is_empty() {
         writeln!(s, "expected items below rank {top}:").unwrap();
         for pos in below {
@@ -89,12 +82,7 @@ pub fn metrics_table(metrics: &Metrics, checks: &[Check]) -> String {
         match checks.iter().find(|c| c.metric == metric) {
             Some(c) => {
                 let verdict = if c.passed { "ok" } else { "FAIL" };
-                writeln!(
-                    s,
-                    "{label:<20} {value:>6}  {:<7} {verdict}",
-                    c.threshold.to_string()
-                )
-                .unwrap()
+                writeln!(s, "{label:<20} {value:>6}  {:<7} {verdict}", c.threshold.to_string()).unwrap()
             }
             None => writeln!(s, "{label:<20} {value:>6}").unwrap(),
         }
@@ -115,21 +103,9 @@ pub fn failed_checks(checks: &[Check], k: usize) -> String {
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.passed)
-        .map(|c| {
-            format!(
-                "{} = {:.3} (needs {})",
-                c.metric.label(k),
-                c.value,
-                c.threshold
-            )
-        })
+        .map(|c| format!("{} = {:.3} (needs {})", c.metric.label(k), c.value, c.threshold))
         .collect();
-    format!(
-        "{} of {} thresholds failed: {}",
-        failed.len(),
-        checks.len(),
-        failed.join(", ")
-    )
+    format!("{} of {} thresholds failed: {}", failed.len(), checks.len(), failed.join(", "))
 }
 
 /// How one case ended, for the summary.
@@ -172,14 +148,8 @@ pub struct SummaryRow<'a> {
     pub groups: Vec<String>,
 }
 
-const SUMMARY_METRICS: [Metric; 6] = [
-    Metric::Mrr,
-    Metric::Recall,
-    Metric::Precision,
-    Metric::Accuracy,
-    Metric::AccuracyStrict,
-    Metric::Ndcg,
-];
+const SUMMARY_METRICS: [Metric; 6] =
+    [Metric::Mrr, Metric::Recall, Metric::Precision, Metric::Accuracy, Metric::AccuracyStrict, Metric::Ndcg];
 
 /// A column heading of at most ten characters.
 fn short_label(m: Metric) -> &'static str {
@@ -217,10 +187,8 @@ pub fn summary(rows: &[SummaryRow]) -> String {
         }
         writeln!(s, "  {}", row.status.label()).unwrap();
     }
-    let judged: Vec<(Vec<String>, &Metrics)> = rows
-        .iter()
-        .filter_map(|r| r.metrics.map(|m| (r.groups.clone(), m)))
-        .collect();
+    let judged: Vec<(Vec<String>, &Metrics)> =
+        rows.iter().filter_map(|r| r.metrics.map(|m| (r.groups.clone(), m))).collect();
     let (all, groups) = metrics::aggregate(judged);
     writeln!(s).unwrap();
     header(&mut s, "mean over");
@@ -254,11 +222,7 @@ pub fn summary(rows: &[SummaryRow]) -> String {
 
 /// The groups a case's means are reported under: its area folder and `tag:` + each of its tags.
 pub fn groups_of(case: &Case) -> Vec<String> {
-    let mut g: Vec<String> = case
-        .area()
-        .map(|a| format!("area:{a}"))
-        .into_iter()
-        .collect();
+    let mut g: Vec<String> = case.area().map(|a| format!("area:{a}")).into_iter().collect();
     g.extend(case.tags.iter().map(|t| format!("tag:{t}")));
     g
 }

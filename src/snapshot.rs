@@ -66,19 +66,10 @@ pub enum Mismatch {
 /// Compares `body` with the accepted snapshot of case `name`, the insta way: insta decides what to write
 /// (a pending `.snap.new` outside CI, nothing with `INSTA_UPDATE=no`) and the returned [`Mismatch`]
 /// carries the diff for the failure message.
-pub fn assert(
-    dir: &Path,
-    name: &str,
-    case_file: &str,
-    fingerprint: &Fingerprint,
-    body: &str,
-) -> Result<(), Mismatch> {
+pub fn assert(dir: &Path, name: &str, case_file: &str, fingerprint: &Fingerprint, body: &str) -> Result<(), Mismatch> {
     let path = std::path::absolute(path_of(dir, name)).unwrap_or_else(|_| path_of(dir, name));
     let accepted = std::fs::read_to_string(&path).ok();
-    let (folder, stem) = (
-        path.parent().unwrap_or(dir).to_owned(),
-        name.rsplit('/').next().unwrap_or(name),
-    );
+    let (folder, stem) = (path.parent().unwrap_or(dir).to_owned(), name.rsplit('/').next().unwrap_or(name));
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(folder);
     settings.set_prepend_module_to_snapshot(false);

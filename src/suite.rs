@@ -128,12 +128,7 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 pub(crate) fn positive(path: &Path, text: &str, value: &Spanned<i64>, what: &str) -> Result<usize> {
     match usize::try_from(*value.get_ref()) {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(Error::at_offset(
-            path,
-            text,
-            value.span().start,
-            format!("{what} must be at least 1, got {}", value.get_ref()),
-        )),
+        _ => Err(Error::at_offset(path, text, value.span().start, format!("{what} must be at least 1, got {}", value.get_ref()))),
     }
 }
 
@@ -147,64 +142,33 @@ impl Suite {
 
         let m = raw.model.get_ref();
         let model_at = raw.model.span().start;
-        let backend = m
-            .backend
-            .as_ref()
-            .map(|b| (b.get_ref().as_str(), b.span().start));
+        let backend = m.backend.as_ref().map(|b| (b.get_ref().as_str(), b.span().start));
         let source = match (backend, &m.path, &m.hub) {
             (Some(("toy", _)), None, None) => ModelSource::Toy,
-            (Some(("toy", off)), _, _) => {
-                return Err(at(off, "the toy backend takes no 'path' or 'hub'".into()))
-            }
+            (Some(("toy", off)), _, _) => return Err(at(off, "the toy backend takes no 'path' or 'hub'".into())),
             (Some((other, off)), _, _) if other != "siglip" => {
-                return Err(at(
-                    off,
-                    format!("unknown backend '{other}' (known: siglip, toy)"),
-                ))
+                return Err(at(off, format!("unknown backend '{other}' (known: siglip, toy)")))
             }
             (_, Some(path), None) => ModelSource::Local(join_clean(dir, path)),
             (_, None, Some(hub)) => ModelSource::Hub {
                 id: hub.clone(),
                 revision: m.revision.clone().unwrap_or_else(|| "main".into()),
             },
-            (_, Some(_), Some(_)) => {
-                return Err(at(
-                    model_at,
-                    "[model] has both 'path' and 'hub': keep one".into(),
-                ))
-            }
+            (_, Some(_), Some(_)) => return Err(at(model_at, "[model] has both 'path' and 'hub': keep one".into())),
             (_, None, None) => {
-                return Err(at(
-                    model_at,
-                    "[model] needs 'path' (a local checkpoint directory) or 'hub' (a hub id)"
-                        .into(),
-                ))
+                return Err(at(model_at, "[model] needs 'path' (a local checkpoint directory) or 'hub' (a hub id)".into()))
             }
         };
         if m.revision.is_some() && !matches!(source, ModelSource::Hub { .. }) {
-            return Err(at(
-                model_at,
-                "'revision' applies only to a 'hub' model".into(),
-            ));
+            return Err(at(model_at, "'revision' applies only to a 'hub' model".into()));
         }
         let alpha = match &m.alpha {
             None => Alpha::default(),
             Some(a) => Alpha::from_key(a.get_ref()).ok_or_else(|| {
-                at(
-                    a.span().start,
-                    format!(
-                        "unknown alpha mode '{}' (known: {})",
-                        a.get_ref(),
-                        Alpha::KEYS.join(", ")
-                    ),
-                )
+                at(a.span().start, format!("unknown alpha mode '{}' (known: {})", a.get_ref(), Alpha::KEYS.join(", ")))
             })?,
         };
-        let model = ModelSpec {
-            source,
-            offline: m.offline,
-            alpha,
-        };
+        let model = ModelSpec { source, offline: m.offline, alpha };
 
         let k = match &raw.defaults.k {
             Some(k) => positive(&file, &text, k, "k")?,
@@ -244,11 +208,7 @@ mod tests {
             ("../cases", "../x", "../x"),
         ];
         for (base, rel, want) in cases {
-            assert_eq!(
-                join_clean(Path::new(base), rel),
-                PathBuf::from(want),
-                "{base} + {rel}"
-            );
+            assert_eq!(join_clean(Path::new(base), rel), PathBuf::from(want), "{base} + {rel}");
         }
     }
 }

@@ -113,30 +113,13 @@ impl Thresholds {
     pub fn overridden(&self, raw: &RawThresholds, path: &Path, text: &str) -> Result<Thresholds> {
         let mut out = self.clone();
         for (key, value) in raw {
-            let at = |span: std::ops::Range<usize>, msg: String| {
-                Error::at_offset(path, text, span.start, msg)
-            };
+            let at = |span: std::ops::Range<usize>, msg: String| Error::at_offset(path, text, span.start, msg);
             let metric = Metric::from_key(key.get_ref()).ok_or_else(|| {
-                let known: Vec<&str> = Metric::ALL
-                    .iter()
-                    .filter(|m| **m != Metric::Red)
-                    .map(|m| m.key())
-                    .collect();
-                at(
-                    key.span(),
-                    format!(
-                        "unknown metric '{}' (known: {})",
-                        key.get_ref(),
-                        known.join(", ")
-                    ),
-                )
+                let known: Vec<&str> = Metric::ALL.iter().filter(|m| **m != Metric::Red).map(|m| m.key()).collect();
+                at(key.span(), format!("unknown metric '{}' (known: {})", key.get_ref(), known.join(", ")))
             })?;
             if metric == Metric::Red {
-                return Err(at(
-                    key.span(),
-                    "'red' is a count of red items, not a score in [0, 1]: it takes no threshold"
-                        .into(),
-                ));
+                return Err(at(key.span(), "'red' is a count of red items, not a score in [0, 1]: it takes no threshold".into()));
             }
             let parsed = match value.get_ref() {
                 RawThreshold::Number(n) => Threshold::new(Op::Ge, *n).map(Some),
@@ -157,12 +140,7 @@ impl Thresholds {
             .iter()
             .map(|(&metric, &threshold)| {
                 let value = metrics.get(metric);
-                Check {
-                    metric,
-                    value,
-                    threshold,
-                    passed: threshold.passes(value),
-                }
+                Check { metric, value, threshold, passed: threshold.passes(value) }
             })
             .collect()
     }
@@ -183,24 +161,14 @@ mod tests {
             ("< 0.3", Err("cannot read threshold '< 0.3' (write \"> 0.3\", \">= 0.7\", a number, or \"off\")")),
         ];
         for (text, want) in cases {
-            assert_eq!(
-                Threshold::parse(text),
-                want.clone().map_err(str::to_string),
-                "{text}"
-            );
+            assert_eq!(Threshold::parse(text), want.clone().map_err(str::to_string), "{text}");
         }
     }
 
     #[test]
     fn strict_and_inclusive_bounds() {
-        let gt = Threshold {
-            op: Op::Gt,
-            bound: 0.3,
-        };
-        let ge = Threshold {
-            op: Op::Ge,
-            bound: 0.3,
-        };
+        let gt = Threshold { op: Op::Gt, bound: 0.3 };
+        let ge = Threshold { op: Op::Ge, bound: 0.3 };
         assert!(!gt.passes(0.3));
         assert!(ge.passes(0.3));
         assert!(gt.passes(0.31));
@@ -215,40 +183,15 @@ mod tests {
         }
         let text = "[thresholds]\nmrr = 0.5\nrecall = \"off\"\nndcg = \"> 0.2\"\n";
         let f: F = toml::from_str(text).unwrap();
-        let t = Thresholds::seed_defaults()
-            .overridden(&f.thresholds, Path::new("c.toml"), text)
-            .unwrap();
-        assert_eq!(
-            t.0[&Metric::Mrr],
-            Threshold {
-                op: Op::Ge,
-                bound: 0.5
-            }
-        );
-        assert_eq!(
-            t.0[&Metric::Ndcg],
-            Threshold {
-                op: Op::Gt,
-                bound: 0.2
-            }
-        );
-        assert_eq!(
-            t.0[&Metric::Precision],
-            Threshold {
-                op: Op::Ge,
-                bound: 0.7
-            }
-        );
+        let t = Thresholds::seed_defaults().overridden(&f.thresholds, Path::new("c.toml"), text).unwrap();
+        assert_eq!(t.0[&Metric::Mrr], Threshold { op: Op::Ge, bound: 0.5 });
+        assert_eq!(t.0[&Metric::Ndcg], Threshold { op: Op::Gt, bound: 0.2 });
+        assert_eq!(t.0[&Metric::Precision], Threshold { op: Op::Ge, bound: 0.7 });
         assert!(!t.0.contains_key(&Metric::Recall));
 
         let text = "[thresholds]\nprecision = 1.2\n";
         let f: F = toml::from_str(text).unwrap();
-        let e = Thresholds::seed_defaults()
-            .overridden(&f.thresholds, Path::new("c.toml"), text)
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "c.toml:2:13: threshold 1.2 is outside [0, 1]"
-        );
+        let e = Thresholds::seed_defaults().overridden(&f.thresholds, Path::new("c.toml"), text).unwrap_err();
+        assert_eq!(e.to_string(), "c.toml:2:13: threshold 1.2 is outside [0, 1]");
     }
 }

@@ -23,45 +23,27 @@ pub struct ToyEmbedder {
 impl ToyEmbedder {
     /// Builds the vocabulary from every tag in `catalog`.
     pub fn new(catalog: &Catalog) -> ToyEmbedder {
-        let vocab: BTreeSet<String> = catalog
-            .items()
-            .iter()
-            .flat_map(|it| it.tags.iter().cloned())
-            .collect();
+        let vocab: BTreeSet<String> = catalog.items().iter().flat_map(|it| it.tags.iter().cloned()).collect();
         let vocab: Vec<String> = vocab.into_iter().collect();
-        let tags_by_path = catalog
-            .items()
-            .iter()
-            .map(|it| (it.path.clone(), it.tags.clone()))
-            .collect();
+        let tags_by_path = catalog.items().iter().map(|it| (it.path.clone(), it.tags.clone())).collect();
         let fingerprint = Fingerprint {
             model: "toy".into(),
             revision: "local".into(),
             preprocessing: "tags".into(),
             content: vocab.join(","),
         };
-        ToyEmbedder {
-            vocab,
-            tags_by_path,
-            fingerprint,
-        }
+        ToyEmbedder { vocab, tags_by_path, fingerprint }
     }
 
     fn vector<'a>(&self, terms: impl Fn(&str) -> bool) -> Vec<f32> {
-        self.vocab
-            .iter()
-            .map(|t| if terms(t) { 1.0 } else { 0.0 })
-            .collect()
+        self.vocab.iter().map(|t| if terms(t) { 1.0 } else { 0.0 }).collect()
     }
 }
 
 /// The words of a query and every run of 2 or 3 consecutive words joined by `-`.
 fn terms(text: &str) -> BTreeSet<String> {
     let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let mut out = BTreeSet::new();
     for n in 1..=3 {
         for run in words.windows(n) {
@@ -91,25 +73,12 @@ impl Embedder for ToyEmbedder {
             .iter()
             .map(|&path| {
                 image::ImageReader::open(path)
-                    .map_err(|e| Error::Image {
-                        path: path.to_owned(),
-                        message: e.to_string(),
-                    })?
+                    .map_err(|e| Error::Image { path: path.to_owned(), message: e.to_string() })?
                     .with_guessed_format()
-                    .map_err(|e| Error::Image {
-                        path: path.to_owned(),
-                        message: e.to_string(),
-                    })?
+                    .map_err(|e| Error::Image { path: path.to_owned(), message: e.to_string() })?
                     .decode()
-                    .map_err(|e| Error::Image {
-                        path: path.to_owned(),
-                        message: e.to_string(),
-                    })?;
-                let tags = self
-                    .tags_by_path
-                    .get(path)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
+                    .map_err(|e| Error::Image { path: path.to_owned(), message: e.to_string() })?;
+                let tags = self.tags_by_path.get(path).map(Vec::as_slice).unwrap_or_default();
                 Ok(self.vector(|tag| tags.iter().any(|t| t == tag)))
             })
             .collect()
@@ -125,17 +94,7 @@ mod tests {
         let t: Vec<String> = terms("Jean wide-leg, AZUL").into_iter().collect();
         assert_eq!(
             t,
-            [
-                "azul",
-                "jean",
-                "jean-wide",
-                "jean-wide-leg",
-                "leg",
-                "leg-azul",
-                "wide",
-                "wide-leg",
-                "wide-leg-azul"
-            ]
+            ["azul", "jean", "jean-wide", "jean-wide-leg", "leg", "leg-azul", "wide", "wide-leg", "wide-leg-azul"]
         );
     }
 }

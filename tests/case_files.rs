@@ -17,13 +17,7 @@ fn fixtures() -> (Suite, Catalog) {
 
 fn check_error(text: &str, want: &str) {
     let (suite, catalog) = fixtures();
-    let got = case::parse(
-        Path::new("cases/x.toml"),
-        text,
-        "x".into(),
-        &suite,
-        &catalog,
-    );
+    let got = case::parse(Path::new("cases/x.toml"), text, "x".into(), &suite, &catalog);
     match got {
         Ok(_) => panic!("accepted a bad case:\n{text}"),
         Err(e) => assert_eq!(e.to_string(), want, "for:\n{text}"),
@@ -86,14 +80,7 @@ fn bad_cases_name_file_line_and_column() {
 fn a_good_case_resolves_selectors_classes_and_thresholds() {
     let (suite, catalog) = fixtures();
     let text = "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nred_flags = [\"jean/skinny-azul\"]\nk = 3\n[thresholds]\nmrr = \"> 0.5\"\nrecall = \"off\"\n";
-    let c = case::parse(
-        Path::new("cases/prendas/j.toml"),
-        text,
-        "prendas/j".into(),
-        &suite,
-        &catalog,
-    )
-    .unwrap();
+    let c = case::parse(Path::new("cases/prendas/j.toml"), text, "prendas/j".into(), &suite, &catalog).unwrap();
     let class_of = |id: &str| c.classes[catalog.position(id).unwrap()];
     assert_eq!(class_of("jean/wide-azul"), Class::Expected);
     assert_eq!(class_of("jean/wide-negro"), Class::Expected);
@@ -103,36 +90,14 @@ fn a_good_case_resolves_selectors_classes_and_thresholds() {
     assert_eq!(class_of("remera/roja"), Class::Neutral);
     assert_eq!(c.k, 3);
     assert_eq!(c.area(), Some("prendas"));
-    assert_eq!(
-        c.thresholds.0.get(&Metric::Mrr),
-        Some(&Threshold {
-            op: Op::Gt,
-            bound: 0.5
-        })
-    );
+    assert_eq!(c.thresholds.0.get(&Metric::Mrr), Some(&Threshold { op: Op::Gt, bound: 0.5 }));
     assert_eq!(c.thresholds.0.get(&Metric::Recall), None);
-    assert_eq!(
-        c.thresholds.0.get(&Metric::Accuracy),
-        Some(&Threshold {
-            op: Op::Ge,
-            bound: 0.8
-        })
-    );
+    assert_eq!(c.thresholds.0.get(&Metric::Accuracy), Some(&Threshold { op: Op::Ge, bound: 0.8 }));
 
     // Without red_flags, every item neither expected nor yellow is red.
     let text = "description = \"x\"\nexpected = [\"remera/roja\"]\n";
-    let c = case::parse(
-        Path::new("cases/x.toml"),
-        text,
-        "x".into(),
-        &suite,
-        &catalog,
-    )
-    .unwrap();
-    assert_eq!(
-        c.classes.iter().filter(|&&k| k == Class::Red).count(),
-        catalog.len() - 1
-    );
+    let c = case::parse(Path::new("cases/x.toml"), text, "x".into(), &suite, &catalog).unwrap();
+    assert_eq!(c.classes.iter().filter(|&&k| k == Class::Red).count(), catalog.len() - 1);
     assert_eq!(c.k, 2, "the suite default");
 }
 
@@ -140,21 +105,10 @@ fn a_good_case_resolves_selectors_classes_and_thresholds() {
 fn the_manifest_must_name_existing_images() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("a")).unwrap();
-    image::RgbImage::new(2, 2)
-        .save(dir.path().join("a/x.png"))
-        .unwrap();
-    std::fs::write(
-        dir.path().join("manifest.toml"),
-        "[items]\n\"a/x\" = [\"t\"]\n\"a/y\" = [\"t\"]\n",
-    )
-    .unwrap();
+    image::RgbImage::new(2, 2).save(dir.path().join("a/x.png")).unwrap();
+    std::fs::write(dir.path().join("manifest.toml"), "[items]\n\"a/x\" = [\"t\"]\n\"a/y\" = [\"t\"]\n").unwrap();
     let e = Catalog::load(dir.path(), None).unwrap_err().to_string();
-    assert!(
-        e.contains(
-            "manifest.toml:3:1: manifest names item 'a/y' but there is no image for it under"
-        ),
-        "{e}"
-    );
+    assert!(e.contains("manifest.toml:3:1: manifest names item 'a/y' but there is no image for it under"), "{e}");
     let c = Catalog::load(&dir.path().join("a"), None).unwrap();
     assert_eq!(c.items()[0].id, "x");
 }

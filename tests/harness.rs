@@ -49,12 +49,8 @@ fn fitcheck_test(dir: &Path, insta_update: &str, args: &[&str]) -> Run {
         .env("FITCHECK_CACHE", "off")
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: text,
-    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Run { code: out.status.code().unwrap_or(-1), out: text }
 }
 
 /// The accepted snapshot of the toy case `prendas/jean-wide-leg`, by hand. Query tags: jean, wide-leg.
@@ -109,12 +105,7 @@ fn lists_one_test_per_case_sorted_by_path() {
     let dir = toy_suite();
     let run = fitcheck_test(dir.path(), "no", &["--list"]);
     assert_eq!(run.code, 0, "{}", run.out);
-    assert!(
-        run.out
-            .contains("colores/remera-celeste: test\nprendas/jean-wide-leg: test\n"),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("colores/remera-celeste: test\nprendas/jean-wide-leg: test\n"), "{}", run.out);
 }
 
 #[test]
@@ -124,11 +115,7 @@ fn new_snapshots_are_pending_until_accepted_then_pass() {
     let accepted = dir.path().join("snapshots/prendas/jean-wide-leg.snap");
 
     let run = fitcheck_test(dir.path(), "auto", &[]);
-    assert_ne!(
-        run.code, 0,
-        "a new snapshot must fail until reviewed:\n{}",
-        run.out
-    );
+    assert_ne!(run.code, 0, "a new snapshot must fail until reviewed:\n{}", run.out);
     assert!(pending.is_file(), "{}", run.out);
     assert!(!accepted.exists());
     assert!(run.out.contains("no snapshot accepted yet for this case: review the new one with 'cargo insta review' (it goes to snapshots/prendas/jean-wide-leg.snap)"), "{}", run.out);
@@ -139,14 +126,8 @@ fn new_snapshots_are_pending_until_accepted_then_pass() {
     assert_eq!(snapshot_body(&accepted), JEAN_WIDE_LEG);
     let header = std::fs::read_to_string(&accepted).unwrap();
     assert!(header.contains("model: toy"), "{header}");
-    assert!(
-        header.contains("input_file: cases/prendas/jean-wide-leg.toml"),
-        "{header}"
-    );
-    assert!(
-        !header.contains(&*dir.path().to_string_lossy()),
-        "no absolute paths:\n{header}"
-    );
+    assert!(header.contains("input_file: cases/prendas/jean-wide-leg.toml"), "{header}");
+    assert!(!header.contains(&*dir.path().to_string_lossy()), "no absolute paths:\n{header}");
 
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_eq!(run.code, 0, "{}", run.out);
@@ -162,34 +143,11 @@ fn a_changed_ranking_fails_and_writes_nothing_on_ci() {
     write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg negro\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\n");
     let run = fitcheck_test(dir.path(), "no", &["--exact", "prendas/jean-wide-leg"]);
     assert_ne!(run.code, 0, "{}", run.out);
-    assert!(
-        run.out.contains(
-            "the ranking differs from the accepted snapshot snapshots/prendas/jean-wide-leg.snap"
-        ),
-        "{}",
-        run.out
-    );
-    assert!(
-        run.out
-            .contains("-   1   0.816  ✅  expected  jean/wide-negro"),
-        "the diff shows the change:\n{}",
-        run.out
-    );
-    assert!(
-        run.out
-            .contains("+   1   1.000  ✅  expected  jean/wide-negro"),
-        "the diff shows the change:\n{}",
-        run.out
-    );
-    assert!(!dir
-        .path()
-        .join("snapshots/prendas/jean-wide-leg.snap.new")
-        .exists());
-    assert!(
-        run.out.contains("1 filtered out"),
-        "--exact runs one case:\n{}",
-        run.out
-    );
+    assert!(run.out.contains("the ranking differs from the accepted snapshot snapshots/prendas/jean-wide-leg.snap"), "{}", run.out);
+    assert!(run.out.contains("-   1   0.816  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
+    assert!(run.out.contains("+   1   1.000  ✅  expected  jean/wide-negro"), "the diff shows the change:\n{}", run.out);
+    assert!(!dir.path().join("snapshots/prendas/jean-wide-leg.snap.new").exists());
+    assert!(run.out.contains("1 filtered out"), "--exact runs one case:\n{}", run.out);
 }
 
 #[test]
@@ -219,21 +177,11 @@ fn a_failing_case_reports_every_metric_and_the_marked_ranking() {
 #[test]
 fn a_broken_case_fails_alone_and_names_file_line_and_column() {
     let dir = toy_suite();
-    write(
-        dir.path(),
-        "cases/colores/vestido-rojo.toml",
-        "description = \"vestido rojo\"\nexpected = [\"vestido-07\"]\n",
-    );
+    write(dir.path(), "cases/colores/vestido-rojo.toml", "description = \"vestido rojo\"\nexpected = [\"vestido-07\"]\n");
     let run = fitcheck_test(dir.path(), "always", &[]);
     assert_ne!(run.code, 0);
     assert_eq!(outcome(&run, "colores/vestido-rojo"), "FAILED");
-    assert!(
-        run.out.contains(
-            "cases/colores/vestido-rojo.toml:2:13: unknown item 'vestido-07' (not in the catalog)"
-        ),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("cases/colores/vestido-rojo.toml:2:13: unknown item 'vestido-07' (not in the catalog)"), "{}", run.out);
     assert_eq!(outcome(&run, "colores/remera-celeste"), "ok");
     assert_eq!(outcome(&run, "prendas/jean-wide-leg"), "ok");
 }
@@ -245,12 +193,7 @@ fn known_failures_pass_while_failing_and_fail_once_fixed() {
     write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nk = 5\nknown_failure = \"skinny looks too much like wide leg\"\n");
     let run = fitcheck_test(dir.path(), "always", &[]);
     assert_eq!(run.code, 0, "{}", run.out);
-    assert!(
-        run.out
-            .contains("known failures (still failing, as marked): prendas/jean-wide-leg"),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("known failures (still failing, as marked): prendas/jean-wide-leg"), "{}", run.out);
 
     // Passing now (k = 2): the mark must go.
     write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nknown_failure = \"skinny looks too much like wide leg\"\n");
@@ -277,12 +220,7 @@ fn finding_no_case_is_an_error() {
     std::fs::remove_dir_all(dir.path().join("cases/prendas")).unwrap();
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_ne!(run.code, 0);
-    assert!(
-        run.out
-            .contains("error: no test cases found: scanned cases for '*.toml' files"),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("error: no test cases found: scanned cases for '*.toml' files"), "{}", run.out);
 }
 
 #[test]
@@ -291,28 +229,14 @@ fn a_broken_image_fails_every_case_naming_the_image() {
     write(dir.path(), "catalog/remera/roja.png", "not a png");
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_ne!(run.code, 0);
-    assert!(
-        run.out
-            .contains("catalog/remera/roja.png: cannot read image"),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("catalog/remera/roja.png: cannot read image"), "{}", run.out);
 }
 
 #[test]
 fn a_broken_suite_file_names_its_position() {
     let dir = toy_suite();
-    write(
-        dir.path(),
-        "cases/fitcheck.toml",
-        "[model]\nbackend = \"toy\"\n[catalog]\nroot = \"../catalog\"\n[defaults]\nk = 0\n",
-    );
+    write(dir.path(), "cases/fitcheck.toml", "[model]\nbackend = \"toy\"\n[catalog]\nroot = \"../catalog\"\n[defaults]\nk = 0\n");
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_ne!(run.code, 0);
-    assert!(
-        run.out
-            .contains("error: cases/fitcheck.toml:6:5: k must be at least 1, got 0"),
-        "{}",
-        run.out
-    );
+    assert!(run.out.contains("error: cases/fitcheck.toml:6:5: k must be at least 1, got 0"), "{}", run.out);
 }

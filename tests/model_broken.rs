@@ -9,11 +9,7 @@ use fitcheck::model::Siglip;
 
 fn error_of(dir: &str) -> String {
     let dir = PathBuf::from("tests/fixtures/siglip/broken").join(dir);
-    let spec = ModelSpec {
-        source: ModelSource::Local(dir),
-        offline: true,
-        alpha: Alpha::Drop,
-    };
+    let spec = ModelSpec { source: ModelSource::Local(dir), offline: true, alpha: Alpha::Drop };
     match Siglip::open(&spec) {
         Ok(_) => panic!("the broken checkpoint loaded"),
         Err(e) => e.to_string(),
@@ -46,15 +42,9 @@ fn broken_checkpoints_are_refused_with_what_is_wrong() {
     for (dir, needles) in cases {
         let message = error_of(dir);
         for needle in needles {
-            assert!(
-                message.contains(needle),
-                "{dir}: message {message:?} lacks {needle:?}"
-            );
+            assert!(message.contains(needle), "{dir}: message {message:?} lacks {needle:?}");
         }
-        assert!(
-            !message.ends_with('.'),
-            "{dir}: message ends with a period: {message:?}"
-        );
+        assert!(!message.ends_with('.'), "{dir}: message ends with a period: {message:?}");
     }
 }
 
@@ -65,10 +55,7 @@ fn a_missing_directory_names_the_fix() {
         offline: true,
         alpha: Alpha::Drop,
     };
-    let message = Siglip::open(&spec)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let message = Siglip::open(&spec).err().map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(
         message,
         "tests/fixtures/siglip/nope: not a checkpoint directory: give an existing directory or a hub id such as 'Marqo/marqo-fashionSigLIP'"

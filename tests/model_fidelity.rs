@@ -22,10 +22,8 @@ struct Reference {
 }
 
 fn reference(dir: &Path) -> Reference {
-    let json = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-        .unwrap();
-    let tensors =
-        candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
+    let json = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let tensors = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
     Reference { json, tensors }
 }
 
@@ -35,23 +33,15 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 fn max_abs(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-        .fold(0.0, f32::max)
+    a.iter().zip(b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs())).fold(0.0, f32::max)
 }
 
 fn queries() -> Vec<String> {
-    serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("queries.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("queries.json")).unwrap()).unwrap()
 }
 
 fn open(dir: &Path) -> Siglip {
-    let spec = ModelSpec {
-        source: ModelSource::Local(dir.to_owned()),
-        offline: true,
-        alpha: Alpha::Drop,
-    };
+    let spec = ModelSpec { source: ModelSource::Local(dir.to_owned()), offline: true, alpha: Alpha::Drop };
     Siglip::open(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -79,11 +69,7 @@ fn check(config: &str, layout: &str) {
         .filter(|(_, (q, c))| cleaning.apply(q) != c.as_str().unwrap())
         .map(|(i, (q, c))| format!("#{i} {q:?}: got {:?}, expected {c}", cleaning.apply(q)))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "{config}/{layout}: cleaning differs:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "{config}/{layout}: cleaning differs:\n{}", bad.join("\n"));
     let ids = model.token_ids(&queries).unwrap();
     let want_ids: Vec<Vec<i64>> = r.tensors["input_ids"].to_vec2().unwrap();
     let mut id_mismatches = 0;
@@ -91,10 +77,7 @@ fn check(config: &str, layout: &str) {
         let got: Vec<i64> = got.iter().map(|&x| i64::from(x)).collect();
         if &got != want {
             id_mismatches += 1;
-            eprintln!(
-                "{config}/{layout} #{i} {:?}: ids {got:?}, expected {want:?}",
-                queries[i]
-            );
+            eprintln!("{config}/{layout} #{i} {:?}: ids {got:?}, expected {want:?}", queries[i]);
         }
     }
     assert_eq!(id_mismatches, 0, "{config}/{layout}: token ids differ");
@@ -111,11 +94,7 @@ fn check(config: &str, layout: &str) {
     let mut worst_px: f32 = 0.0;
     for (path, want) in images.iter().zip(&ref_px) {
         let got = model.pixel_pipeline().resized(path).unwrap();
-        let diff = got
-            .iter()
-            .zip(want)
-            .map(|(&g, &w)| (f32::from(g) - (w + 1.0) * 127.5).abs())
-            .fold(0.0, f32::max);
+        let diff = got.iter().zip(want).map(|(&g, &w)| (f32::from(g) - (w + 1.0) * 127.5).abs()).fold(0.0, f32::max);
         // PNG and WebP decode identically and the resize is PIL's own arithmetic: exact. JPEG decoders
         // (jpeg-decoder here, libjpeg-turbo under PIL) differ by a level or two.
         let is_jpeg = path.extension().is_some_and(|e| e == "jpg");
@@ -129,10 +108,7 @@ fn check(config: &str, layout: &str) {
     }
 
     // Embeddings of identical inputs.
-    let ids_u32: Vec<Vec<u32>> = want_ids
-        .iter()
-        .map(|r| r.iter().map(|&x| x as u32).collect())
-        .collect();
+    let ids_u32: Vec<Vec<u32>> = want_ids.iter().map(|r| r.iter().map(|&x| x as u32).collect()).collect();
     let text = model.text_features(&ids_u32).unwrap();
     let text_diff = max_abs(&text, &rows(&r.tensors["text_embeds"]));
     let flat: Vec<f32> = ref_px.concat();
@@ -142,14 +118,8 @@ fn check(config: &str, layout: &str) {
         "{config}/{layout}: ids identical ({} queries), pixels max {worst_px} levels, text max abs {text_diff:e}, image max abs {image_diff:e}",
         queries.len()
     );
-    assert!(
-        text_diff <= EMBED_TOL,
-        "{config}/{layout}: text embeddings differ by {text_diff}"
-    );
-    assert!(
-        image_diff <= EMBED_TOL,
-        "{config}/{layout}: image embeddings differ by {image_diff}"
-    );
+    assert!(text_diff <= EMBED_TOL, "{config}/{layout}: text embeddings differ by {text_diff}");
+    assert!(image_diff <= EMBED_TOL, "{config}/{layout}: image embeddings differ by {image_diff}");
 
     // End to end: our tokenisation and preprocessing rank the images as the reference does.
     let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
@@ -209,12 +179,7 @@ fn basic_clean_matches_python() {
         .zip(want)
         .enumerate()
         .filter(|(_, (q, w))| fitcheck::model::ftfy::basic_clean(q) != w.as_str().unwrap())
-        .map(|(i, (q, w))| {
-            format!(
-                "#{i} {q:?}: got {:?}, expected {w}",
-                fitcheck::model::ftfy::basic_clean(q)
-            )
-        })
+        .map(|(i, (q, w))| format!("#{i} {q:?}: got {:?}, expected {w}", fitcheck::model::ftfy::basic_clean(q)))
         .collect();
     assert!(bad.is_empty(), "basic_clean differs:\n{}", bad.join("\n"));
 }

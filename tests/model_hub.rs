@@ -20,15 +20,9 @@ fn cache_repo(hub: &Path, id: &str, src: &Path, files: &[&str], with_ref: bool) 
     std::fs::create_dir_all(&snapshot).unwrap();
     for file in files {
         let bytes = std::fs::read(src.join(file)).unwrap();
-        let blob: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let blob: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(repo.join("blobs").join(&blob), &bytes).unwrap();
-        link(
-            &PathBuf::from("../../blobs").join(&blob),
-            &snapshot.join(file),
-        );
+        link(&PathBuf::from("../../blobs").join(&blob), &snapshot.join(file));
     }
     if with_ref {
         std::fs::create_dir_all(repo.join("refs")).unwrap();
@@ -48,10 +42,7 @@ fn link(target: &Path, at: &Path) {
 
 fn open(id: &str, revision: &str, offline: bool) -> Result<Siglip, String> {
     let spec = ModelSpec {
-        source: ModelSource::Hub {
-            id: id.into(),
-            revision: revision.into(),
-        },
+        source: ModelSource::Hub { id: id.into(), revision: revision.into() },
         offline,
         alpha: Alpha::Drop,
     };
@@ -83,37 +74,20 @@ fn loads_by_hub_id_from_a_python_laid_out_cache_without_network() {
     // Any attempt to reach the hub fails fast and loudly.
     std::env::set_var("HF_ENDPOINT", "http://127.0.0.1:9");
 
-    let local = Siglip::open(&ModelSpec {
-        source: ModelSource::Local(fixture.into()),
-        offline: true,
-        alpha: Alpha::Drop,
-    })
-    .unwrap();
+    let local =
+        Siglip::open(&ModelSpec { source: ModelSource::Local(fixture.into()), offline: true, alpha: Alpha::Drop })
+            .unwrap();
     let texts = vec!["vestido rojo".to_string()];
     let want = local.embed_texts(&texts).unwrap();
 
     // Offline through refs/main, offline by commit sha (Python writes no refs/<sha>), and online with
     // a complete cache: all three load the same model without touching the network.
-    for (revision, offline) in [
-        ("main", true),
-        (COMMIT, true),
-        ("main", false),
-        (COMMIT, false),
-    ] {
-        let model = open("fitcheck/tiny-a", revision, offline)
-            .unwrap_or_else(|e| panic!("{revision} {offline}: {e}"));
-        assert_eq!(
-            model.embed_texts(&texts).unwrap(),
-            want,
-            "{revision} offline={offline}"
-        );
+    for (revision, offline) in [("main", true), (COMMIT, true), ("main", false), (COMMIT, false)] {
+        let model = open("fitcheck/tiny-a", revision, offline).unwrap_or_else(|e| panic!("{revision} {offline}: {e}"));
+        assert_eq!(model.embed_texts(&texts).unwrap(), want, "{revision} offline={offline}");
         let fp = model.fingerprint();
         assert_eq!(fp.model, "fitcheck/tiny-a");
-        let expected_rev = if revision == "main" {
-            format!("main@{COMMIT}")
-        } else {
-            COMMIT.to_string()
-        };
+        let expected_rev = if revision == "main" { format!("main@{COMMIT}") } else { COMMIT.to_string() };
         assert_eq!(fp.revision, expected_rev);
         // Hub files are digested by blob name (their SHA-256 here, as the hub names LFS blobs).
         assert!(fp.content.contains("model.safetensors="), "{}", fp.content);
@@ -121,45 +95,22 @@ fn loads_by_hub_id_from_a_python_laid_out_cache_without_network() {
     }
 
     // A fine-tune without tokenizer files: missing base repo → an error naming the file and the fix.
-    let err = open("fitcheck/finetune", "main", true)
-        .err()
-        .unwrap_or_default();
-    assert!(
-        err.starts_with(
-            "fitcheck-fixtures/siglip-tiny-a@main: 'tokenizer.json' is not in the hub cache"
-        ),
-        "{err}"
-    );
+    let err = open("fitcheck/finetune", "main", true).err().unwrap_or_default();
+    assert!(err.starts_with("fitcheck-fixtures/siglip-tiny-a@main: 'tokenizer.json' is not in the hub cache"), "{err}");
     assert!(err.contains("run once without offline mode"), "{err}");
     assert!(!err.contains(TOKEN));
     // With the base repo cached, its tokenizer is used.
-    cache_repo(
-        &hub,
-        "fitcheck-fixtures/siglip-tiny-a",
-        fixture,
-        &all[4..],
-        true,
-    );
+    cache_repo(&hub, "fitcheck-fixtures/siglip-tiny-a", fixture, &all[4..], true);
     let finetune = open("fitcheck/finetune", "main", true).unwrap();
     assert_eq!(finetune.embed_texts(&texts).unwrap(), want);
 
     // Offline and not cached at all: the weights file is named.
-    let err = open("fitcheck/absent", "main", true)
-        .err()
-        .unwrap_or_default();
-    assert!(
-        err.starts_with("fitcheck/absent@main: 'model.safetensors' is not in the hub cache"),
-        "{err}"
-    );
+    let err = open("fitcheck/absent", "main", true).err().unwrap_or_default();
+    assert!(err.starts_with("fitcheck/absent@main: 'model.safetensors' is not in the hub cache"), "{err}");
 
     // Online, a file that is not cached must be fetched: the (unreachable) hub is tried and the error
     // says so without the token.
-    let err = open("fitcheck/absent", "main", false)
-        .err()
-        .unwrap_or_default();
-    assert!(
-        err.starts_with("fitcheck/absent@main: cannot download 'model.safetensors'"),
-        "{err}"
-    );
+    let err = open("fitcheck/absent", "main", false).err().unwrap_or_default();
+    assert!(err.starts_with("fitcheck/absent@main: cannot download 'model.safetensors'"), "{err}");
     assert!(!err.contains(TOKEN), "{err}");
 }

@@ -32,16 +32,9 @@ pub struct EmbedRequest {
 pub fn embed_command(req: &EmbedRequest) -> Result<String> {
     let source = ModelSource::from_override(&req.model, req.revision.as_deref());
     if req.texts.is_empty() && req.images.is_empty() {
-        return Err(Error::model(
-            &source,
-            "nothing to embed: give at least one --text or --image",
-        ));
+        return Err(Error::model(&source, "nothing to embed: give at least one --text or --image"));
     }
-    let model = Siglip::open(&ModelSpec {
-        source,
-        offline: req.offline,
-        alpha: req.alpha,
-    })?;
+    let model = Siglip::open(&ModelSpec { source, offline: req.offline, alpha: req.alpha })?;
     let ids = model.token_ids(&req.texts)?;
     let text_vecs = model.text_features(&ids)?;
     let paths: Vec<&std::path::Path> = req.images.iter().map(PathBuf::as_path).collect();
@@ -78,22 +71,11 @@ pub fn embed_command(req: &EmbedRequest) -> Result<String> {
             "texts": texts,
             "images": images,
         });
-        return Ok(format!(
-            "{}\n",
-            serde_json::to_string_pretty(&out).unwrap_or_default()
-        ));
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
     }
 
-    let vector = |v: &[f32]| {
-        v.iter()
-            .map(|x| format!("{x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut out = format!(
-        "model: {} @ {}\npreprocessing: {}\n",
-        fp.model, fp.revision, fp.preprocessing
-    );
+    let vector = |v: &[f32]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(" ");
+    let mut out = format!("model: {} @ {}\npreprocessing: {}\n", fp.model, fp.revision, fp.preprocessing);
     for ((t, ids), v) in req.texts.iter().zip(&ids).zip(&text_vecs) {
         out.push_str(&format!("\ntext {t:?}\n"));
         if req.tokens {
@@ -104,12 +86,7 @@ pub fn embed_command(req: &EmbedRequest) -> Result<String> {
         out.push_str(&format!("embedding[{}] {}\n", v.len(), vector(v)));
     }
     for (p, v) in req.images.iter().zip(&image_vecs) {
-        out.push_str(&format!(
-            "\nimage {}\nembedding[{}] {}\n",
-            p.display(),
-            v.len(),
-            vector(v)
-        ));
+        out.push_str(&format!("\nimage {}\nembedding[{}] {}\n", p.display(), v.len(), vector(v)));
     }
     Ok(out)
 }

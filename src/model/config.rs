@@ -48,10 +48,7 @@ impl Tower {
     /// The head count: stated heads, else `width / head_width`, else `width / 64` (open_clip's default
     /// head width, which gives ViT-B/16's 12 heads). At least one head.
     pub fn heads(&self, width: usize) -> usize {
-        self.heads
-            .or_else(|| self.head_width.filter(|&hw| hw > 0).map(|hw| width / hw))
-            .unwrap_or(width / 64)
-            .max(1)
+        self.heads.or_else(|| self.head_width.filter(|&hw| hw > 0).map(|hw| width / hw)).unwrap_or(width / 64).max(1)
     }
 }
 
@@ -91,10 +88,7 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
     let model = root.get("model_cfg").unwrap_or(&Value::Null);
     hints.embed_dim = sourced(model, "embed_dim", file, "model_cfg.");
     let vision = model.get("vision_cfg").unwrap_or(&Value::Null);
-    if let Some(pool) = vision
-        .get("timm_pool")
-        .filter(|p| p.as_str() != Some("map"))
-    {
+    if let Some(pool) = vision.get("timm_pool").filter(|p| p.as_str() != Some("map")) {
         return Err(unsupported(
             file,
             "vision_cfg.timm_pool",
@@ -109,31 +103,18 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
     v.head_width = usize_at(vision, "head_width");
     v.patch = sourced(vision, "patch_size", file, "model_cfg.vision_cfg.");
     // timm towers: the model name spells the patch size (`vit_base_patch16_siglip_224`).
-    let timm = vision
-        .get("timm_model_name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let timm = vision.get("timm_model_name").and_then(Value::as_str).unwrap_or("");
     if v.patch.is_none() {
-        let digits = timm.split("patch").nth(1).map(|s| {
-            s.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        });
-        v.patch = digits
-            .and_then(|d| d.parse().ok())
-            .map(|p| (p, format!("{}: timm model name '{timm}'", file.display())));
+        let digits = timm.split("patch").nth(1).map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>());
+        v.patch =
+            digits.and_then(|d| d.parse().ok()).map(|p| (p, format!("{}: timm model name '{timm}'", file.display())));
     }
     hints.image_size = match vision.get("image_size") {
         Some(Value::Array(a)) => a.first().and_then(Value::as_u64).map(|n| n as usize),
         Some(s) => s.as_u64().map(|n| n as usize),
         None => None,
     }
-    .map(|n| {
-        (
-            n,
-            format!("{}: model_cfg.vision_cfg.image_size", file.display()),
-        )
-    });
+    .map(|n| (n, format!("{}: model_cfg.vision_cfg.image_size", file.display())));
     v.eps = Some(1e-6);
     v.act = Some(Activation::Gelu);
 
@@ -148,12 +129,7 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
         ));
     }
     if let Some(pool) = text.get("pool_type").filter(|p| p.as_str() != Some("last")) {
-        return Err(unsupported(
-            file,
-            "text_cfg.pool_type",
-            pool,
-            "only 'last' pooling is implemented",
-        ));
+        return Err(unsupported(file, "text_cfg.pool_type", pool, "only 'last' pooling is implemented"));
     }
     let t = &mut hints.text;
     t.width = sourced(text, "width", file, "model_cfg.text_cfg.");
@@ -163,24 +139,10 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
     t.context = sourced(text, "context_length", file, "model_cfg.text_cfg.");
     t.vocab = sourced(text, "vocab_size", file, "model_cfg.text_cfg.");
     // open_clip's LayerNorm default eps is 1e-5; SigLIP configs set 1e-6.
-    t.eps = Some(
-        text.pointer("/norm_kwargs/eps")
-            .and_then(Value::as_f64)
-            .unwrap_or(1e-5),
-    );
-    let tanh = text
-        .pointer("/act_kwargs/approximate")
-        .and_then(Value::as_str)
-        == Some("tanh");
-    t.act = Some(if tanh {
-        Activation::GeluPytorchTanh
-    } else {
-        Activation::Gelu
-    });
-    let clean = text
-        .pointer("/tokenizer_kwargs/clean")
-        .and_then(Value::as_str)
-        .unwrap_or("whitespace");
+    t.eps = Some(text.pointer("/norm_kwargs/eps").and_then(Value::as_f64).unwrap_or(1e-5));
+    let tanh = text.pointer("/act_kwargs/approximate").and_then(Value::as_str) == Some("tanh");
+    t.act = Some(if tanh { Activation::GeluPytorchTanh } else { Activation::Gelu });
+    let clean = text.pointer("/tokenizer_kwargs/clean").and_then(Value::as_str).unwrap_or("whitespace");
     hints.cleaning = Some(Cleaning::open_clip(clean).ok_or_else(|| {
         unsupported(
             file,
@@ -191,27 +153,11 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
     })?);
 
     if let Some(pre) = root.get("preprocess_cfg") {
-        if let Some(mode) = pre
-            .get("resize_mode")
-            .filter(|m| m.as_str() != Some("squash"))
-        {
-            return Err(unsupported(
-                file,
-                "preprocess_cfg.resize_mode",
-                mode,
-                "only 'squash' is implemented",
-            ));
+        if let Some(mode) = pre.get("resize_mode").filter(|m| m.as_str() != Some("squash")) {
+            return Err(unsupported(file, "preprocess_cfg.resize_mode", mode, "only 'squash' is implemented"));
         }
-        if let Some(f) = pre
-            .get("interpolation")
-            .filter(|f| f.as_str() != Some("bicubic"))
-        {
-            return Err(unsupported(
-                file,
-                "preprocess_cfg.interpolation",
-                f,
-                "only 'bicubic' is implemented",
-            ));
+        if let Some(f) = pre.get("interpolation").filter(|f| f.as_str() != Some("bicubic")) {
+            return Err(unsupported(file, "preprocess_cfg.interpolation", f, "only 'bicubic' is implemented"));
         }
         hints.mean = triple(pre.get("mean"));
         hints.std = triple(pre.get("std"));
@@ -226,10 +172,7 @@ pub fn hf(hints: &mut Hints, file: &Path) -> Result<()> {
     if let Some(name) = root.get("open_clip_model_name").and_then(Value::as_str) {
         hints.base_repo = Some(name.strip_prefix("hf-hub:").unwrap_or(name).to_string());
     }
-    for (key, tower) in [
-        ("vision_config", &mut hints.vision),
-        ("text_config", &mut hints.text),
-    ] {
+    for (key, tower) in [("vision_config", &mut hints.vision), ("text_config", &mut hints.text)] {
         let Some(c) = root.get(key) else { continue };
         let prefix = format!("{key}.");
         tower.width = sourced(c, "hidden_size", file, &prefix);
@@ -238,23 +181,11 @@ pub fn hf(hints: &mut Hints, file: &Path) -> Result<()> {
         tower.patch = sourced(c, "patch_size", file, &prefix);
         tower.context = sourced(c, "max_position_embeddings", file, &prefix);
         tower.vocab = sourced(c, "vocab_size", file, &prefix);
-        tower.eps = Some(
-            c.get("layer_norm_eps")
-                .and_then(Value::as_f64)
-                .unwrap_or(1e-6),
-        );
-        let act = c
-            .get("hidden_act")
-            .cloned()
-            .unwrap_or(Value::from("gelu_pytorch_tanh"));
+        tower.eps = Some(c.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6));
+        let act = c.get("hidden_act").cloned().unwrap_or(Value::from("gelu_pytorch_tanh"));
         let parsed: Option<Activation> = serde_json::from_value(act.clone()).ok();
         tower.act = Some(parsed.ok_or_else(|| {
-            unsupported(
-                file,
-                &format!("{key}.hidden_act"),
-                &act,
-                "use 'gelu' or 'gelu_pytorch_tanh'",
-            )
+            unsupported(file, &format!("{key}.hidden_act"), &act, "use 'gelu' or 'gelu_pytorch_tanh'")
         })?);
         if key == "vision_config" {
             hints.image_size = sourced(c, "image_size", file, &prefix);
@@ -269,12 +200,7 @@ pub fn hf(hints: &mut Hints, file: &Path) -> Result<()> {
 pub fn preprocessor(hints: &mut Hints, file: &Path) -> Result<()> {
     let root = read_json(file)?;
     if let Some(r) = root.get("resample").filter(|r| r.as_u64() != Some(3)) {
-        return Err(unsupported(
-            file,
-            "resample",
-            r,
-            "only 3 (bicubic) is implemented",
-        ));
+        return Err(unsupported(file, "resample", r, "only 3 (bicubic) is implemented"));
     }
     if root.get("do_normalize").and_then(Value::as_bool) != Some(false) {
         hints.mean = hints.mean.or(triple(root.get("image_mean")));
@@ -286,12 +212,7 @@ pub fn preprocessor(hints: &mut Hints, file: &Path) -> Result<()> {
     if let Some(size) = root.get("size") {
         let (h, w) = (usize_at(size, "height"), usize_at(size, "width"));
         if h.is_none() || h != w {
-            return Err(unsupported(
-                file,
-                "size",
-                size,
-                "only a square {\"height\": S, \"width\": S} is implemented",
-            ));
+            return Err(unsupported(file, "size", size, "only a square {\"height\": S, \"width\": S} is implemented"));
         }
         if hints.image_size.is_none() {
             hints.image_size = h.map(|s| (s, format!("{}: size.height", file.display())));
@@ -303,10 +224,7 @@ pub fn preprocessor(hints: &mut Hints, file: &Path) -> Result<()> {
 /// The transformers tokenizer's lower-casing setting (`do_lower_case`, true by default).
 pub fn siglip_lower(tokenizer_config: Option<&PathBuf>) -> Result<bool> {
     match tokenizer_config {
-        Some(f) => Ok(read_json(f)?
-            .get("do_lower_case")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)),
+        Some(f) => Ok(read_json(f)?.get("do_lower_case").and_then(Value::as_bool).unwrap_or(true)),
         None => Ok(true),
     }
 }

@@ -46,10 +46,7 @@ pub fn fix_text(text: &str) -> String {
         }
         text = fix_mojibake(&text);
         text = text.chars().map(fix_c1).collect();
-        text = text
-            .chars()
-            .flat_map(|c| expand(c).chars().collect::<Vec<_>>())
-            .collect();
+        text = text.chars().flat_map(|c| expand(c).chars().collect::<Vec<_>>()).collect();
         text = fix_line_breaks(&text);
         text = remove_terminal_escapes(&text);
         text.retain(|c| !is_control(c));
@@ -131,14 +128,9 @@ fn sloppy_byte(c: char) -> Option<u8> {
     }
     if (0x80..0xA0).contains(&code) {
         // A C1 control stands for itself only where Windows-1252 has no character.
-        return CP1252_HIGH[(code - 0x80) as usize]
-            .is_none()
-            .then_some(code as u8);
+        return CP1252_HIGH[(code - 0x80) as usize].is_none().then_some(code as u8);
     }
-    CP1252_HIGH
-        .iter()
-        .position(|&h| h == Some(c))
-        .map(|i| 0x80 + i as u8)
+    CP1252_HIGH.iter().position(|&h| h == Some(c)).map(|i| 0x80 + i as u8)
 }
 
 /// Repairs UTF-8 sequences that were decoded as Latin-1 or Windows-1252 (see the module docs).
@@ -154,13 +146,8 @@ fn fix_mojibake(text: &str) -> String {
             _ => 0,
         };
         if continuations > 0 && i + continuations < chars.len() {
-            let bytes: Option<Vec<u8>> = chars[i..=i + continuations]
-                .iter()
-                .map(|&c| sloppy_byte(c))
-                .collect();
-            let valid = bytes
-                .as_deref()
-                .is_some_and(|b| b[1..].iter().all(|&x| (0x80..0xC0).contains(&x)));
+            let bytes: Option<Vec<u8>> = chars[i..=i + continuations].iter().map(|&c| sloppy_byte(c)).collect();
+            let valid = bytes.as_deref().is_some_and(|b| b[1..].iter().all(|&x| (0x80..0xC0).contains(&x)));
             if let (true, Some(bytes)) = (valid, bytes) {
                 if let Ok(decoded) = std::str::from_utf8(&bytes) {
                     out.push_str(decoded);
@@ -226,8 +213,7 @@ fn expand(c: char) -> String {
 
 /// ftfy's `fix_line_breaks`: CR LF, CR, U+2028, U+2029 and U+0085 become `\n`.
 fn fix_line_breaks(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
+    text.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
 }
 
 /// ftfy's `remove_terminal_escapes`: ANSI sequences such as `ESC[31m`.
@@ -237,10 +223,7 @@ fn remove_terminal_escapes(text: &str) -> String {
     while let Some(start) = rest.find("\u{1b}[") {
         out.push_str(&rest[..start]);
         let tail = &rest[start + 2..];
-        let params = tail
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b';')
-            .count();
+        let params = tail.bytes().take_while(|b| b.is_ascii_digit() || *b == b';').count();
         match tail[params..].chars().next() {
             Some(c) if c.is_ascii_alphabetic() => rest = &tail[params + 1..],
             _ => {

@@ -126,34 +126,21 @@ const HF: Names = Names {
 };
 
 /// Buffers transformers may save that carry no weights; they are accepted and ignored.
-pub(crate) const IGNORED: [&str; 2] = [
-    "text_model.embeddings.position_ids",
-    "vision_model.embeddings.position_ids",
-];
+pub(crate) const IGNORED: [&str; 2] = ["text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"];
 
 /// The number of blocks: one more than the highest index after `prefix`.
 fn count_blocks(header: &Header, prefix: &str) -> usize {
     header
         .tensors
         .keys()
-        .filter_map(|k| {
-            k.strip_prefix(prefix)?
-                .split('.')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
+        .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
         .max()
         .map_or(0, |m| m + 1)
 }
 
 /// Derives the sizes from `header`'s shapes and checks them against the configuration.
 pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
-    let (names, p) = if layout == Layout::Hf {
-        (&HF, "")
-    } else {
-        (&OPEN_CLIP, layout.prefix())
-    };
+    let (names, p) = if layout == Layout::Hf { (&HF, "") } else { (&OPEN_CLIP, layout.prefix()) };
     let mut missing = Vec::new();
     let mut dim = |name: &str, axis: usize| -> usize {
         let full = format!("{p}{name}");
@@ -168,11 +155,7 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
         }
     };
     let pos_axis = if layout == Layout::Hf { 0 } else { 1 };
-    let (v_width, channels, patch) = (
-        dim(names.patch, 0),
-        dim(names.patch, 1),
-        dim(names.patch, 2),
-    );
+    let (v_width, channels, patch) = (dim(names.patch, 0), dim(names.patch, 1), dim(names.patch, 2));
     let positions = dim(names.pos, pos_axis);
     let v_mlp = dim(names.v_fc1, 0);
     let (vocab, t_width) = (dim(names.tok, 0), dim(names.tok, 1));
@@ -182,17 +165,17 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
     if !missing.is_empty() {
         return Err(Error::file(
             &header.path,
-            format!("missing tensors {missing:?}, needed to size the model: this is not a complete {} checkpoint", layout.key()),
+            format!(
+                "missing tensors {missing:?}, needed to size the model: this is not a complete {} checkpoint",
+                layout.key()
+            ),
         ));
     }
     let grid = (positions as f64).sqrt().round() as usize;
     if grid * grid != positions {
         return Err(Error::file(
             &header.path,
-            format!(
-                "'{p}{}' has {positions} positions, not a square grid",
-                names.pos
-            ),
+            format!("'{p}{}' has {positions} positions, not a square grid", names.pos),
         ));
     }
     let v_layers = count_blocks(header, &format!("{p}{}", names.v_block));
@@ -234,10 +217,7 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
             }
         }
     }
-    for (width, heads, tower) in [
-        (d.v_width, d.v_heads, "vision"),
-        (d.t_width, d.t_heads, "text"),
-    ] {
+    for (width, heads, tower) in [(d.v_width, d.v_heads, "vision"), (d.t_width, d.t_heads, "text")] {
         if heads == 0 || width % heads != 0 {
             return Err(Error::file(&header.path, format!("{tower} width {width} is not divisible by {heads} attention heads: check the configuration's heads")));
         }
@@ -271,19 +251,10 @@ pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
     };
     if layout == Layout::Hf {
         let v = "vision_model";
-        put(
-            format!("{v}.embeddings.patch_embedding.weight"),
-            &[w, d.channels, d.patch, d.patch],
-        );
+        put(format!("{v}.embeddings.patch_embedding.weight"), &[w, d.channels, d.patch, d.patch]);
         put(format!("{v}.embeddings.patch_embedding.bias"), &[w]);
-        put(
-            format!("{v}.embeddings.position_embedding.weight"),
-            &[d.grid * d.grid, w],
-        );
-        for (tower, width, mlp, layers) in [
-            (v, w, d.v_mlp, d.v_layers),
-            ("text_model", tw, d.t_mlp, d.t_layers),
-        ] {
+        put(format!("{v}.embeddings.position_embedding.weight"), &[d.grid * d.grid, w]);
+        for (tower, width, mlp, layers) in [(v, w, d.v_mlp, d.v_layers), ("text_model", tw, d.t_mlp, d.t_layers)] {
             for i in 0..layers {
                 let l = format!("{tower}.encoder.layers.{i}");
                 norm(&mut put, &format!("{l}.layer_norm1"), width);
@@ -303,14 +274,8 @@ pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
         norm(&mut put, &format!("{v}.head.layernorm"), w);
         linear(&mut put, &format!("{v}.head.mlp.fc1"), d.v_mlp, w);
         linear(&mut put, &format!("{v}.head.mlp.fc2"), w, d.v_mlp);
-        put(
-            "text_model.embeddings.token_embedding.weight".into(),
-            &[d.vocab, tw],
-        );
-        put(
-            "text_model.embeddings.position_embedding.weight".into(),
-            &[d.context, tw],
-        );
+        put("text_model.embeddings.token_embedding.weight".into(), &[d.vocab, tw]);
+        put("text_model.embeddings.position_embedding.weight".into(), &[d.context, tw]);
         norm(&mut put, "text_model.final_layer_norm", tw);
         linear(&mut put, "text_model.head", d.embed, tw);
         put("logit_scale".into(), &[1]);
@@ -319,10 +284,7 @@ pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
     }
     let p = layout.prefix();
     let t = format!("{p}visual.trunk");
-    put(
-        format!("{t}.patch_embed.proj.weight"),
-        &[w, d.channels, d.patch, d.patch],
-    );
+    put(format!("{t}.patch_embed.proj.weight"), &[w, d.channels, d.patch, d.patch]);
     put(format!("{t}.patch_embed.proj.bias"), &[w]);
     put(format!("{t}.pos_embed"), &[1, d.grid * d.grid, w]);
     for i in 0..d.v_layers {
@@ -366,22 +328,15 @@ pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
 pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
     let want = expected(layout, d);
     let scalar = |n: &str| n.ends_with("logit_scale") || n.ends_with("logit_bias");
-    let missing: Vec<&String> = want
-        .keys()
-        .filter(|k| !header.tensors.contains_key(*k))
-        .collect();
-    let unexpected: Vec<&String> = header
-        .tensors
-        .keys()
-        .filter(|k| !want.contains_key(*k) && !IGNORED.contains(&k.as_str()))
-        .collect();
+    let missing: Vec<&String> = want.keys().filter(|k| !header.tensors.contains_key(*k)).collect();
+    let unexpected: Vec<&String> =
+        header.tensors.keys().filter(|k| !want.contains_key(*k) && !IGNORED.contains(&k.as_str())).collect();
     let mut misshaped = Vec::new();
     for (name, shape) in &want {
         let Some(entry) = header.tensors.get(name) else {
             continue;
         };
-        let ok =
-            entry.shape == *shape || scalar(name) && entry.shape.iter().product::<usize>() == 1;
+        let ok = entry.shape == *shape || scalar(name) && entry.shape.iter().product::<usize>() == 1;
         if !ok {
             misshaped.push(format!("'{name}' is {:?}, expected {shape:?}", entry.shape));
         }
@@ -389,33 +344,16 @@ pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
     if missing.is_empty() && unexpected.is_empty() && misshaped.is_empty() {
         return Ok(());
     }
-    let quote = |v: &[&String]| {
-        v.iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let quote = |v: &[&String]| v.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let mut parts = Vec::new();
     if !missing.is_empty() {
-        parts.push(format!(
-            "{} missing tensor(s): {}",
-            missing.len(),
-            quote(&missing)
-        ));
+        parts.push(format!("{} missing tensor(s): {}", missing.len(), quote(&missing)));
     }
     if !unexpected.is_empty() {
-        parts.push(format!(
-            "{} unexpected tensor(s): {}",
-            unexpected.len(),
-            quote(&unexpected)
-        ));
+        parts.push(format!("{} unexpected tensor(s): {}", unexpected.len(), quote(&unexpected)));
     }
     if !misshaped.is_empty() {
-        parts.push(format!(
-            "{} mis-shaped tensor(s): {}",
-            misshaped.len(),
-            misshaped.join(", ")
-        ));
+        parts.push(format!("{} mis-shaped tensor(s): {}", misshaped.len(), misshaped.join(", ")));
     }
     Err(Error::file(
         &header.path,

@@ -60,11 +60,7 @@ pub struct Siglip {
 }
 
 /// The tokenizer files of `source`, or of the base repository its config names when it has none.
-fn tokenizer_files(
-    source: &Source,
-    hints: &Hints,
-    offline: bool,
-) -> Result<(TokenizerFiles, Option<Source>)> {
+fn tokenizer_files(source: &Source, hints: &Hints, offline: bool) -> Result<(TokenizerFiles, Option<Source>)> {
     let fetch = |s: &Source| -> Result<Option<TokenizerFiles>> {
         let Some(tokenizer) = s.get("tokenizer.json")? else {
             return Ok(None);
@@ -87,20 +83,15 @@ fn tokenizer_files(
         }
     }
     let Some(base) = base else {
-        return Err(source.missing(
-            "tokenizer.json",
-            "the tokenizer; config.json names no 'open_clip_model_name' to take it from",
-        ));
+        return Err(source
+            .missing("tokenizer.json", "the tokenizer; config.json names no 'open_clip_model_name' to take it from"));
     };
     let base = Source::Hub(HubRepo::new(&base, "main", offline));
     match fetch(&base)? {
         Some(files) => Ok((files, Some(base))),
         None => Err(base.missing(
             "tokenizer.json",
-            &format!(
-                "the tokenizer, taken from the base model because {} has none",
-                source.label()
-            ),
+            &format!("the tokenizer, taken from the base model because {} has none", source.label()),
         )),
     }
 }
@@ -120,15 +111,8 @@ impl Siglip {
                 }
                 Source::Dir(dir.clone())
             }
-            ModelSource::Hub { id, revision } => {
-                Source::Hub(HubRepo::new(id, revision, spec.offline))
-            }
-            ModelSource::Toy => {
-                return Err(Error::model(
-                    "toy",
-                    "the toy backend is not a SigLIP checkpoint",
-                ))
-            }
+            ModelSource::Hub { id, revision } => Source::Hub(HubRepo::new(id, revision, spec.offline)),
+            ModelSource::Toy => return Err(Error::model("toy", "the toy backend is not a SigLIP checkpoint")),
         };
         let label = source.label();
         let weights = match source.get("model.safetensors")? {
@@ -143,10 +127,8 @@ impl Siglip {
         let mut hints = Hints::default();
         let mut digested = vec![weights.clone()];
         if layout == Layout::Hf {
-            let cfg = source.require(
-                "config.json",
-                "the transformers configuration of a 'vision_model.*' checkpoint",
-            )?;
+            let cfg =
+                source.require("config.json", "the transformers configuration of a 'vision_model.*' checkpoint")?;
             config::hf(&mut hints, &cfg)?;
             digested.push(cfg);
         } else {
@@ -171,20 +153,14 @@ impl Siglip {
 
         let (files, _base) = tokenizer_files(&source, &hints, spec.offline)?;
         let cleaning = match layout {
-            Layout::Hf => Cleaning::Siglip {
-                lower: config::siglip_lower(files.tokenizer_config.as_ref())?,
-            },
+            Layout::Hf => Cleaning::Siglip { lower: config::siglip_lower(files.tokenizer_config.as_ref())? },
             _ => hints.cleaning.unwrap_or(Cleaning::Canonicalize),
         };
         let text = TextPipeline::load(&files, cleaning, dims.context)?;
         digested.extend(
-            [
-                Some(files.tokenizer.clone()),
-                files.special_tokens_map.clone(),
-                files.tokenizer_config.clone(),
-            ]
-            .into_iter()
-            .flatten(),
+            [Some(files.tokenizer.clone()), files.special_tokens_map.clone(), files.tokenizer_config.clone()]
+                .into_iter()
+                .flatten(),
         );
 
         let pixels = PixelPipeline {
@@ -194,19 +170,14 @@ impl Siglip {
             alpha: spec.alpha,
         };
         let tensors = header.load_all()?;
-        let tensors = rename::to_hf(layout, tensors, &dims)
-            .map_err(candle_err(&label, "cannot map the weights"))?;
+        let tensors = rename::to_hf(layout, tensors, &dims).map_err(candle_err(&label, "cannot map the weights"))?;
         let cfg = candle_config(&dims, &hints, text.pad_id);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model =
-            siglip::Model::new(&cfg, vb).map_err(candle_err(&label, "cannot build the model"))?;
+        let model = siglip::Model::new(&cfg, vb).map_err(candle_err(&label, "cannot build the model"))?;
 
         let mut content = Vec::new();
         for path in &digested {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             content.push(format!("{name}={}", source.digest_of(path)?));
         }
         let fingerprint = Fingerprint {
@@ -227,15 +198,7 @@ impl Siglip {
             ),
             content: content.join(" "),
         };
-        Ok(Siglip {
-            model,
-            text,
-            pixels,
-            dims,
-            layout,
-            label,
-            fingerprint,
-        })
+        Ok(Siglip { model, text, pixels, dims, layout, label, fingerprint })
     }
 
     pub fn layout(&self) -> Layout {
@@ -267,10 +230,7 @@ impl Siglip {
             if let Some(bad) = chunk.iter().find(|s| s.len() != ctx) {
                 return Err(Error::model(
                     &self.label,
-                    format!(
-                        "a token sequence has {} ids; the model takes exactly {ctx}",
-                        bad.len()
-                    ),
+                    format!("a token sequence has {} ids; the model takes exactly {ctx}", bad.len()),
                 ));
             }
             let flat: Vec<u32> = chunk.iter().flatten().copied().collect();
@@ -291,10 +251,7 @@ impl Siglip {
         if pixels.len() % per != 0 {
             return Err(Error::model(
                 &self.label,
-                format!(
-                    "{} pixel values are not a whole number of 3x{s}x{s} images",
-                    pixels.len()
-                ),
+                format!("{} pixel values are not a whole number of 3x{s}x{s} images", pixels.len()),
             ));
         }
         let mut out = Vec::with_capacity(pixels.len() / per);

@@ -28,10 +28,7 @@ pub struct PixelPipeline {
 }
 
 fn image_error(path: &Path, message: impl ToString) -> Error {
-    Error::Image {
-        path: path.to_owned(),
-        message: message.to_string(),
-    }
+    Error::Image { path: path.to_owned(), message: message.to_string() }
 }
 
 /// Composites `c` with opacity `a` over `bg`, rounding like integer image code does.
@@ -59,9 +56,7 @@ impl PixelPipeline {
     /// Decodes `path` and converts it to 8-bit RGB (full size).
     pub fn rgb(&self, path: &Path) -> Result<RgbImage> {
         let reader = image::ImageReader::open(path).map_err(|e| image_error(path, e))?;
-        let reader = reader
-            .with_guessed_format()
-            .map_err(|e| image_error(path, e))?;
+        let reader = reader.with_guessed_format().map_err(|e| image_error(path, e))?;
         let decoded = if reader.format() == Some(image::ImageFormat::Jpeg) {
             decode_jpeg(path)?
         } else {
@@ -98,10 +93,9 @@ impl PixelPipeline {
                     [v, v, v, high_byte(p[1])]
                 })
                 .collect(),
-            DynamicImage::ImageRgb16(i) => i
-                .pixels()
-                .map(|p| [high_byte(p[0]), high_byte(p[1]), high_byte(p[2]), 255])
-                .collect(),
+            DynamicImage::ImageRgb16(i) => {
+                i.pixels().map(|p| [high_byte(p[0]), high_byte(p[1]), high_byte(p[2]), 255]).collect()
+            }
             DynamicImage::ImageRgba16(i) => i.pixels().map(|p| p.0.map(high_byte)).collect(),
             other => other.to_rgba8().pixels().map(|p| p.0).collect(),
         };
@@ -151,24 +145,15 @@ fn decode_jpeg(path: &Path) -> Result<DynamicImage> {
     let file = std::fs::File::open(path).map_err(|e| image_error(path, e))?;
     let mut decoder = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
     let data = decoder.decode().map_err(|e| image_error(path, e))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| image_error(path, "no JPEG header"))?;
+    let info = decoder.info().ok_or_else(|| image_error(path, "no JPEG header"))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     let bad = || image_error(path, "JPEG data does not match its header");
     use jpeg_decoder::PixelFormat;
     Ok(match info.pixel_format {
-        PixelFormat::L8 => {
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(bad)?)
-        }
-        PixelFormat::RGB24 => {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, data).ok_or_else(bad)?)
-        }
+        PixelFormat::L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(bad)?),
+        PixelFormat::RGB24 => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, data).ok_or_else(bad)?),
         PixelFormat::L16 => {
-            let values = data
-                .chunks_exact(2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .collect();
+            let values = data.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect();
             DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, values).ok_or_else(bad)?)
         }
         PixelFormat::CMYK32 => {
@@ -213,15 +198,12 @@ fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i64>)> {
             let center = (f64::from(xx) + 0.5) * scale;
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) as usize;
-            let weights: Vec<f64> = (xmin..xmax)
-                .map(|x| bicubic((x as f64 - center + 0.5) / filterscale))
-                .collect();
+            let weights: Vec<f64> = (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) / filterscale)).collect();
             let total: f64 = weights.iter().sum();
             let fixed = weights
                 .iter()
                 .map(|w| {
-                    let w = if total != 0.0 { w / total } else { *w }
-                        * f64::from(1u32 << PRECISION_BITS);
+                    let w = if total != 0.0 { w / total } else { *w } * f64::from(1u32 << PRECISION_BITS);
                     if w < 0.0 {
                         (w - 0.5) as i64
                     } else {
@@ -288,12 +270,7 @@ mod tests {
 
     #[test]
     fn compositing_rounds_to_the_nearest_level() {
-        for (c, a, bg, expected) in [
-            (200, 255, 0, 200),
-            (200, 0, 255, 255),
-            (200, 128, 0, 100),
-            (0, 128, 255, 127),
-        ] {
+        for (c, a, bg, expected) in [(200, 255, 0, 200), (200, 0, 255, 255), (200, 128, 0, 100), (0, 128, 255, 127)] {
             assert_eq!(over(c, a, bg), expected, "c={c} a={a} bg={bg}");
         }
     }

@@ -26,46 +26,28 @@ pub fn to_hf(
             if IGNORED.contains(&name.as_str()) {
                 continue;
             }
-            let t = if name == "logit_scale" || name == "logit_bias" {
-                scalar(t)?
-            } else {
-                t
-            };
+            let t = if name == "logit_scale" || name == "logit_bias" { scalar(t)? } else { t };
             out.insert(name, t);
         }
         return Ok(out);
     }
     let p = layout.prefix();
     let mut take = |name: &str| {
-        src.remove(&format!("{p}{name}"))
-            .ok_or_else(|| candle_core::Error::Msg(format!("tensor '{p}{name}' vanished")))
+        src.remove(&format!("{p}{name}")).ok_or_else(|| candle_core::Error::Msg(format!("tensor '{p}{name}' vanished")))
     };
     let mut put = |name: String, t: Tensor| {
         out.insert(name, t);
     };
     let split3 = |t: &Tensor, width: usize| -> candle_core::Result<[Tensor; 3]> {
-        Ok([
-            t.narrow(0, 0, width)?,
-            t.narrow(0, width, width)?,
-            t.narrow(0, 2 * width, width)?,
-        ])
+        Ok([t.narrow(0, 0, width)?, t.narrow(0, width, width)?, t.narrow(0, 2 * width, width)?])
     };
     let (v, w, tw) = ("vision_model", d.v_width, d.t_width);
     for s in ["weight", "bias"] {
-        put(
-            format!("{v}.embeddings.patch_embedding.{s}"),
-            take(&format!("visual.trunk.patch_embed.proj.{s}"))?,
-        );
+        put(format!("{v}.embeddings.patch_embedding.{s}"), take(&format!("visual.trunk.patch_embed.proj.{s}"))?);
     }
-    put(
-        format!("{v}.embeddings.position_embedding.weight"),
-        take("visual.trunk.pos_embed")?.squeeze(0)?,
-    );
+    put(format!("{v}.embeddings.position_embedding.weight"), take("visual.trunk.pos_embed")?.squeeze(0)?);
     for i in 0..d.v_layers {
-        let (b, l) = (
-            format!("visual.trunk.blocks.{i}"),
-            format!("{v}.encoder.layers.{i}"),
-        );
+        let (b, l) = (format!("visual.trunk.blocks.{i}"), format!("{v}.encoder.layers.{i}"));
         for s in ["weight", "bias"] {
             for (from, to) in [
                 ("norm1", "layer_norm1"),
@@ -85,47 +67,22 @@ pub fn to_hf(
     let a = "visual.trunk.attn_pool";
     put(format!("{v}.head.probe"), take(&format!("{a}.latent"))?);
     for s in ["weight", "bias"] {
-        put(
-            format!("{v}.post_layernorm.{s}"),
-            take(&format!("visual.trunk.norm.{s}"))?,
-        );
+        put(format!("{v}.post_layernorm.{s}"), take(&format!("visual.trunk.norm.{s}"))?);
         let q = take(&format!("{a}.q.{s}"))?;
         let kv = take(&format!("{a}.kv.{s}"))?;
-        let name = if s == "weight" {
-            "in_proj_weight"
-        } else {
-            "in_proj_bias"
-        };
-        put(
-            format!("{v}.head.attention.{name}"),
-            Tensor::cat(&[&q, &kv], 0)?,
-        );
-        for (from, to) in [
-            ("proj", "attention.out_proj"),
-            ("norm", "layernorm"),
-            ("mlp.fc1", "mlp.fc1"),
-            ("mlp.fc2", "mlp.fc2"),
-        ] {
-            put(
-                format!("{v}.head.{to}.{s}"),
-                take(&format!("{a}.{from}.{s}"))?,
-            );
+        let name = if s == "weight" { "in_proj_weight" } else { "in_proj_bias" };
+        put(format!("{v}.head.attention.{name}"), Tensor::cat(&[&q, &kv], 0)?);
+        for (from, to) in
+            [("proj", "attention.out_proj"), ("norm", "layernorm"), ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2")]
+        {
+            put(format!("{v}.head.{to}.{s}"), take(&format!("{a}.{from}.{s}"))?);
         }
     }
     let t = "text_model";
-    put(
-        format!("{t}.embeddings.token_embedding.weight"),
-        take("text.token_embedding.weight")?,
-    );
-    put(
-        format!("{t}.embeddings.position_embedding.weight"),
-        take("text.positional_embedding")?,
-    );
+    put(format!("{t}.embeddings.token_embedding.weight"), take("text.token_embedding.weight")?);
+    put(format!("{t}.embeddings.position_embedding.weight"), take("text.positional_embedding")?);
     for i in 0..d.t_layers {
-        let (b, l) = (
-            format!("text.transformer.resblocks.{i}"),
-            format!("{t}.encoder.layers.{i}"),
-        );
+        let (b, l) = (format!("text.transformer.resblocks.{i}"), format!("{t}.encoder.layers.{i}"));
         for s in ["weight", "bias"] {
             for (from, to) in [
                 ("ln_1", "layer_norm1"),
@@ -144,14 +101,8 @@ pub fn to_hf(
         }
     }
     for s in ["weight", "bias"] {
-        put(
-            format!("{t}.final_layer_norm.{s}"),
-            take(&format!("text.ln_final.{s}"))?,
-        );
-        put(
-            format!("{t}.head.{s}"),
-            take(&format!("text.text_projection.{s}"))?,
-        );
+        put(format!("{t}.final_layer_norm.{s}"), take(&format!("text.ln_final.{s}"))?);
+        put(format!("{t}.head.{s}"), take(&format!("text.text_projection.{s}"))?);
     }
     put("logit_scale".into(), scalar(take("logit_scale")?)?);
     put("logit_bias".into(), scalar(take("logit_bias")?)?);

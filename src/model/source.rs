@@ -48,10 +48,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// The user's token: `$HF_TOKEN`, else `$HF_HOME/token` (or `~/.cache/huggingface/token`).
 fn token() -> Option<String> {
-    if let Some(t) = std::env::var("HF_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
+    if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
         return Some(t.trim().to_string());
     }
     Cache::from_env().token()
@@ -59,8 +56,8 @@ fn token() -> Option<String> {
 
 impl HubRepo {
     pub fn new(id: &str, revision: &str, offline: bool) -> HubRepo {
-        let env_offline = std::env::var("HF_HUB_OFFLINE")
-            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+        let env_offline =
+            std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
         HubRepo {
             id: id.to_string(),
             revision: revision.to_string(),
@@ -70,8 +67,7 @@ impl HubRepo {
     }
 
     fn repo_dir(&self) -> PathBuf {
-        self.cache_dir
-            .join(format!("models--{}", self.id.replace('/', "--")))
+        self.cache_dir.join(format!("models--{}", self.id.replace('/', "--")))
     }
 
     /// The commit the revision resolves to in the cache, if known.
@@ -79,8 +75,7 @@ impl HubRepo {
         if is_sha(&self.revision) {
             return Some(self.revision.clone());
         }
-        let text =
-            std::fs::read_to_string(self.repo_dir().join("refs").join(&self.revision)).ok()?;
+        let text = std::fs::read_to_string(self.repo_dir().join("refs").join(&self.revision)).ok()?;
         Some(text.trim().to_string()).filter(|s| !s.is_empty())
     }
 
@@ -95,13 +90,7 @@ impl HubRepo {
         if path.exists() {
             return Some(Some(path));
         }
-        if self
-            .repo_dir()
-            .join(".no_exist")
-            .join(&commit)
-            .join(file)
-            .exists()
-        {
+        if self.repo_dir().join(".no_exist").join(&commit).join(file).exists() {
             return Some(None);
         }
         None
@@ -114,20 +103,14 @@ impl HubRepo {
         if self.offline {
             return Ok(None);
         }
-        let mut builder = ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
-            .with_progress(false)
-            .with_token(token());
+        let mut builder =
+            ApiBuilder::from_cache(Cache::new(self.cache_dir.clone())).with_progress(false).with_token(token());
         if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
             builder = builder.with_endpoint(endpoint);
         }
-        let api = builder.build().map_err(|e| {
-            Error::model(self.label(), format!("cannot set up the hub client: {e}"))
-        })?;
-        let repo = api.repo(Repo::with_revision(
-            self.id.clone(),
-            RepoType::Model,
-            self.revision.clone(),
-        ));
+        let api =
+            builder.build().map_err(|e| Error::model(self.label(), format!("cannot set up the hub client: {e}")))?;
+        let repo = api.repo(Repo::with_revision(self.id.clone(), RepoType::Model, self.revision.clone()));
         match repo.download(file) {
             Ok(path) => Ok(Some(path)),
             Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::StatusCode(404)) => Ok(None),
@@ -202,10 +185,7 @@ impl Source {
     pub fn digest_of(&self, path: &Path) -> Result<String> {
         if let Source::Hub(_) = self {
             if let Ok(target) = std::fs::canonicalize(path) {
-                let in_blobs = target
-                    .parent()
-                    .and_then(Path::file_name)
-                    .is_some_and(|n| n == "blobs");
+                let in_blobs = target.parent().and_then(Path::file_name).is_some_and(|n| n == "blobs");
                 if let (true, Some(name)) = (in_blobs, target.file_name()) {
                     return Ok(name.to_string_lossy().into_owned());
                 }
@@ -223,10 +203,6 @@ impl Source {
             }
             hasher.update(&buf[..n]);
         }
-        Ok(hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 }

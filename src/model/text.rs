@@ -68,11 +68,7 @@ impl Cleaning {
             Cleaning::Whitespace => collapse(&basic_clean(text)),
             Cleaning::Lower => collapse(&basic_clean(text)).to_lowercase(),
             Cleaning::Siglip { lower } => {
-                let text = if lower {
-                    text.to_lowercase()
-                } else {
-                    text.to_string()
-                };
+                let text = if lower { text.to_lowercase() } else { text.to_string() };
                 let text: String = text.chars().filter(|c| !PUNCTUATION.contains(*c)).collect();
                 // `re.sub(r"\s+", " ", text).strip()` is the same as splitting and joining.
                 collapse(&text)
@@ -119,26 +115,16 @@ fn token_name(value: Option<&Value>) -> Option<String> {
 
 impl TextPipeline {
     /// Loads `files.tokenizer` and finds the pad token; `context` comes from the weights.
-    pub fn load(
-        files: &TokenizerFiles,
-        cleaning: Cleaning,
-        context: usize,
-    ) -> Result<TextPipeline> {
+    pub fn load(files: &TokenizerFiles, cleaning: Cleaning, context: usize) -> Result<TextPipeline> {
         let path = &files.tokenizer;
-        let mut tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| Error::file(path, format!("cannot load the tokenizer: {e}")))?;
+        let mut tokenizer =
+            Tokenizer::from_file(path).map_err(|e| Error::file(path, format!("cannot load the tokenizer: {e}")))?;
         let mut sources: Vec<(PathBuf, Option<String>)> = Vec::new();
-        for file in [&files.special_tokens_map, &files.tokenizer_config]
-            .into_iter()
-            .flatten()
-        {
+        for file in [&files.special_tokens_map, &files.tokenizer_config].into_iter().flatten() {
             sources.push((file.clone(), token_name(read_json(file)?.get("pad_token"))));
         }
         let stored = read_json(path)?;
-        let from_padding = stored
-            .get("padding")
-            .and_then(|p| p.get("pad_token"))
-            .and_then(Value::as_str);
+        let from_padding = stored.get("padding").and_then(|p| p.get("pad_token")).and_then(Value::as_str);
         sources.push((path.clone(), from_padding.map(str::to_string)));
         let Some((source, pad)) = sources.into_iter().find_map(|(f, t)| t.map(|t| (f, t))) else {
             return Err(Error::file(
@@ -150,17 +136,11 @@ impl TextPipeline {
         let Some(pad_id) = tokenizer.token_to_id(&pad) else {
             return Err(Error::file(
                 &source,
-                format!(
-                    "pad token '{pad}' is not in the vocabulary of {}",
-                    path.display()
-                ),
+                format!("pad token '{pad}' is not in the vocabulary of {}", path.display()),
             ));
         };
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: context,
-                ..Default::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: context, ..Default::default() }))
             .map_err(|e| Error::file(path, format!("cannot set truncation: {e}")))?;
         tokenizer.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::Fixed(context),
@@ -170,13 +150,7 @@ impl TextPipeline {
             pad_type_id: 0,
             pad_token: pad,
         }));
-        Ok(TextPipeline {
-            tokenizer,
-            path: path.clone(),
-            cleaning,
-            context,
-            pad_id,
-        })
+        Ok(TextPipeline { tokenizer, path: path.clone(), cleaning, context, pad_id })
     }
 
     /// Token ids for each text: cleaned, tokenised, truncated and padded to the context length.
@@ -193,11 +167,7 @@ impl TextPipeline {
                 if ids.len() != self.context {
                     return Err(Error::file(
                         &self.path,
-                        format!(
-                            "'{t}' gave {} tokens instead of {}",
-                            ids.len(),
-                            self.context
-                        ),
+                        format!("'{t}' gave {} tokens instead of {}", ids.len(), self.context),
                     ));
                 }
                 Ok(ids)
@@ -222,11 +192,7 @@ mod tests {
         ];
         for (input, open_clip, siglip) in cases {
             assert_eq!(Cleaning::Canonicalize.apply(input), open_clip, "{input:?}");
-            assert_eq!(
-                Cleaning::Siglip { lower: true }.apply(input),
-                siglip,
-                "{input:?}"
-            );
+            assert_eq!(Cleaning::Siglip { lower: true }.apply(input), siglip, "{input:?}");
         }
     }
 }

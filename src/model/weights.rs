@@ -46,17 +46,11 @@ fn dtype_of(name: &str) -> Option<(DType, usize)> {
 impl Header {
     /// Reads and checks the header of `path` (names, dtypes, shapes against byte ranges).
     pub fn read(path: &Path) -> Result<Header> {
-        let bad = |m: String| {
-            Error::file(
-                path,
-                format!("{m}: the file is not a valid safetensors file"),
-            )
-        };
+        let bad = |m: String| Error::file(path, format!("{m}: the file is not a valid safetensors file"));
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut len = [0u8; 8];
-        file.read_exact(&mut len)
-            .map_err(|_| bad("shorter than 8 bytes".into()))?;
+        file.read_exact(&mut len).map_err(|_| bad("shorter than 8 bytes".into()))?;
         let len = u64::from_le_bytes(len);
         if len > 100_000_000 || 8 + len > file_len {
             return Err(bad(format!("header length {len} exceeds the file")));
@@ -65,9 +59,7 @@ impl Header {
         file.read_exact(&mut json).map_err(|e| Error::io(path, e))?;
         let value: serde_json::Value =
             serde_json::from_slice(&json).map_err(|e| bad(format!("header is not JSON ({e})")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| bad("header is not a JSON object".into()))?;
+        let object = value.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
         let data_start = 8 + len;
         let mut tensors = BTreeMap::new();
         for (name, v) in object {
@@ -84,29 +76,18 @@ impl Header {
                     .collect::<Option<Vec<_>>>()?;
                 let offsets = v.get("data_offsets")?.as_array()?;
                 let (begin, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
-                Some(Entry {
-                    dtype,
-                    shape,
-                    begin,
-                    end,
-                })
+                Some(Entry { dtype, shape, begin, end })
             })()
             .ok_or_else(|| bad(format!("tensor '{name}' has a malformed header entry")))?;
             let size = dtype_of(&entry.dtype).map(|(_, s)| s);
             let Some(size) = size else {
                 return Err(Error::file(
                     path,
-                    format!(
-                        "tensor '{name}' has dtype '{}': only F32, F16, BF16 and F64 weights load",
-                        entry.dtype
-                    ),
+                    format!("tensor '{name}' has dtype '{}': only F32, F16, BF16 and F64 weights load", entry.dtype),
                 ));
             };
             let bytes = entry.shape.iter().product::<usize>() as u64 * size as u64;
-            if entry.end < entry.begin
-                || entry.end - entry.begin != bytes
-                || data_start + entry.end > file_len
-            {
+            if entry.end < entry.begin || entry.end - entry.begin != bytes || data_start + entry.end > file_len {
                 return Err(bad(format!(
                     "tensor '{name}' has byte range {}..{} for shape {:?}",
                     entry.begin, entry.end, entry.shape
@@ -114,11 +95,7 @@ impl Header {
             }
             tensors.insert(name.clone(), entry);
         }
-        Ok(Header {
-            path: path.to_owned(),
-            tensors,
-            data_start,
-        })
+        Ok(Header { path: path.to_owned(), tensors, data_start })
     }
 
     /// The shape of `name`, if the file has it.
@@ -135,16 +112,12 @@ impl Header {
         order.sort_by_key(|(_, e)| e.begin);
         for (name, entry) in order {
             let (dtype, _) = dtype_of(&entry.dtype).unwrap_or((DType::F32, 4));
-            file.seek(SeekFrom::Start(self.data_start + entry.begin))
-                .map_err(|e| Error::io(&self.path, e))?;
+            file.seek(SeekFrom::Start(self.data_start + entry.begin)).map_err(|e| Error::io(&self.path, e))?;
             let mut bytes = vec![0u8; (entry.end - entry.begin) as usize];
-            file.read_exact(&mut bytes)
-                .map_err(|e| Error::io(&self.path, e))?;
+            file.read_exact(&mut bytes).map_err(|e| Error::io(&self.path, e))?;
             let tensor = Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, &Device::Cpu)
                 .and_then(|t| t.to_dtype(DType::F32))
-                .map_err(|e| {
-                    Error::file(&self.path, format!("cannot read tensor '{name}': {e}"))
-                })?;
+                .map_err(|e| Error::file(&self.path, format!("cannot read tensor '{name}': {e}")))?;
             out.insert(name.clone(), tensor);
         }
         Ok(out)
@@ -152,11 +125,7 @@ impl Header {
 }
 
 /// Pickled weight files a checkpoint directory or repo may hold instead of safetensors.
-pub const PICKLE_FILES: [&str; 3] = [
-    "pytorch_model.bin",
-    "open_clip_pytorch_model.bin",
-    "model.bin",
-];
+pub const PICKLE_FILES: [&str; 3] = ["pytorch_model.bin", "open_clip_pytorch_model.bin", "model.bin"];
 
 /// The error for a checkpoint that only has the pickled weights in `found`.
 pub fn refuse_pickle(found: &Path) -> Error {
