@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fitcheck::embed::Alpha;
 use fitcheck::harness::{self, Overrides};
+use fitcheck::model::cli::{embed_command, EmbedRequest};
 
 #[derive(Parser)]
 #[command(version, about = "Regression tests for text-to-image retrieval models")]
@@ -25,6 +27,33 @@ enum Command {
         /// Also write every case's metrics, at full precision, to this JSON file.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
+    },
+    /// Print a checkpoint's normalised embeddings of texts and images (for debugging a checkpoint).
+    Embed {
+        /// A checkpoint directory or hub id.
+        #[arg(long)]
+        model: String,
+        /// The hub revision (branch, tag or commit sha).
+        #[arg(long)]
+        revision: Option<String>,
+        /// A text to embed (repeatable).
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// An image file to embed (repeatable).
+        #[arg(long = "image")]
+        images: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print each text's cleaned form and token ids.
+        #[arg(long)]
+        tokens: bool,
+        /// Use only files already in the hub cache.
+        #[arg(long)]
+        offline: bool,
+        /// Transparent pixels: drop (PIL convert('RGB')), white or black.
+        #[arg(long, default_value = "drop", value_parser = ["drop", "white", "black"])]
+        alpha: String,
     },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
@@ -72,6 +101,20 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::FAILURE
                     }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {
+            let alpha = Alpha::from_key(&alpha).unwrap_or_default();
+            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha };
+            match embed_command(&request) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

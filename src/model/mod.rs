@@ -1,9 +1,347 @@
 //! The SigLIP backend (candle). Only this module knows about tensors, tokenizers and the hub.
+//!
+//! [`open`] finds a checkpoint's files ([`source`]), reads the safetensors header ([`weights`]),
+//! detects its layout and validates every tensor name and shape against the sizes the shapes and the
+//! configuration imply ([`layout`], [`config`]), renames the tensors for candle ([`rename`]), sets up the text pipeline ([`text`], with the ftfy
+//! subset in [`ftfy`]) and the image pipeline ([`pixels`]), then reads the weights once, as f32, and
+//! builds candle-transformers' SigLIP model on them. The result, [`Siglip`], embeds texts and images
+//! with the same cleaning, tokenisation, pixel conversion and GELU as the Python reference of its
+//! layout (open_clip for Marqo and open_clip files, transformers for HF files); the fidelity tests in
+//! `tests/model_fidelity.rs` hold it to that. Embeddings come out L2-normalised. Nothing here prints.
+//!
+//! Invariants: a checkpoint either loads completely and exactly or is refused with an error that names
+//! the file and says what is wrong; pickled weights are never read; the fingerprint changes whenever
+//! the weights, configuration, tokenizer or preprocessing change.
 
-use crate::embed::{Embedder, ModelSpec};
+pub mod cli;
+pub mod config;
+pub mod ftfy;
+pub mod layout;
+pub mod pixels;
+pub mod rename;
+pub mod source;
+pub mod text;
+pub mod weights;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Activation, VarBuilder};
+use candle_transformers::models::siglip;
+
+use crate::embed::{Embedder, Fingerprint, ModelSource, ModelSpec};
 use crate::error::{Error, Result};
+use config::Hints;
+use layout::{Dims, Layout};
+use pixels::PixelPipeline;
+use source::{HubRepo, Source};
+use text::{Cleaning, TextPipeline, TokenizerFiles};
+use weights::{Header, PICKLE_FILES};
+
+/// Texts and images per forward pass: large enough to keep the matrix kernels busy, small enough to
+/// bound memory on a ViT-B/16 (activations of 16 images are a few hundred MB).
+pub const TEXT_BATCH: usize = 32;
+pub const IMAGE_BATCH: usize = 16;
 
 /// Opens the checkpoint `spec` names.
 pub fn open(spec: &ModelSpec) -> Result<Box<dyn Embedder>> {
-    Err(Error::model(&spec.source, "the SigLIP backend is not available in this build yet"))
+    Ok(Box::new(Siglip::open(spec)?))
+}
+
+/// A loaded SigLIP checkpoint with its text and image pipelines.
+pub struct Siglip {
+    model: siglip::Model,
+    text: TextPipeline,
+    pixels: PixelPipeline,
+    dims: Dims,
+    layout: Layout,
+    label: String,
+    fingerprint: Fingerprint,
+}
+
+/// The tokenizer files of `source`, or of the base repository its config names when it has none.
+fn tokenizer_files(source: &Source, hints: &Hints, offline: bool) -> Result<(TokenizerFiles, Option<Source>)> {
+    let fetch = |s: &Source| -> Result<Option<TokenizerFiles>> {
+        let Some(tokenizer) = s.get("tokenizer.json")? else {
+            return Ok(None);
+        };
+        Ok(Some(TokenizerFiles {
+            tokenizer,
+            special_tokens_map: s.get("special_tokens_map.json")?,
+            tokenizer_config: s.get("tokenizer_config.json")?,
+        }))
+    };
+    if let Some(files) = fetch(source)? {
+        return Ok((files, None));
+    }
+    let mut base = hints.base_repo.clone();
+    if base.is_none() {
+        if let Some(cfg) = source.get("config.json")? {
+            let mut h = Hints::default();
+            config::hf(&mut h, &cfg)?;
+            base = h.base_repo;
+        }
+    }
+    let Some(base) = base else {
+        return Err(source
+            .missing("tokenizer.json", "the tokenizer; config.json names no 'open_clip_model_name' to take it from"));
+    };
+    let base = Source::Hub(HubRepo::new(&base, "main", offline));
+    match fetch(&base)? {
+        Some(files) => Ok((files, Some(base))),
+        None => Err(base.missing(
+            "tokenizer.json",
+            &format!("the tokenizer, taken from the base model because {} has none", source.label()),
+        )),
+    }
+}
+
+fn candle_err<'a>(label: &'a str, what: &str) -> impl Fn(candle_core::Error) -> Error + 'a {
+    let what = what.to_string();
+    move |e| Error::model(label, format!("{what}: {e}"))
+}
+
+impl Siglip {
+    /// Finds, validates and loads the checkpoint `spec` names.
+    pub fn open(spec: &ModelSpec) -> Result<Siglip> {
+        let source = match &spec.source {
+            ModelSource::Local(dir) => {
+                if !dir.is_dir() {
+                    return Err(Error::file(dir, "not a checkpoint directory: give an existing directory or a hub id such as 'Marqo/marqo-fashionSigLIP'"));
+                }
+                Source::Dir(dir.clone())
+            }
+            ModelSource::Hub { id, revision } => Source::Hub(HubRepo::new(id, revision, spec.offline)),
+            ModelSource::Toy => return Err(Error::model("toy", "the toy backend is not a SigLIP checkpoint")),
+        };
+        let label = source.label();
+        let weights = match source.get("model.safetensors")? {
+            Some(p) => p,
+            None => match source.get("open_clip_model.safetensors")? {
+                Some(p) => p,
+                None => return Err(no_weights(&source)),
+            },
+        };
+        let header = Header::read(&weights)?;
+        let layout = Layout::detect(&header)?;
+        let mut hints = Hints::default();
+        let mut digested = vec![weights.clone()];
+        if layout == Layout::Hf {
+            let cfg =
+                source.require("config.json", "the transformers configuration of a 'vision_model.*' checkpoint")?;
+            config::hf(&mut hints, &cfg)?;
+            digested.push(cfg);
+        } else {
+            if let Some(cfg) = source.get("open_clip_config.json")? {
+                config::open_clip(&mut hints, &cfg)?;
+                digested.push(cfg);
+            }
+            // Without open_clip_config.json: Marqo's own settings (erf GELU, eps 1e-6, canonicalize).
+            hints.vision.act.get_or_insert(Activation::Gelu);
+            hints.text.act.get_or_insert(Activation::Gelu);
+            hints.vision.eps.get_or_insert(1e-6);
+            hints.text.eps.get_or_insert(1e-6);
+        }
+        if hints.mean.is_none() {
+            if let Some(pre) = source.get("preprocessor_config.json")? {
+                config::preprocessor(&mut hints, &pre)?;
+                digested.push(pre);
+            }
+        }
+        let dims = layout::dims(layout, &header, &hints)?;
+        layout::validate(layout, &header, &dims)?;
+
+        let (files, _base) = tokenizer_files(&source, &hints, spec.offline)?;
+        let cleaning = match layout {
+            Layout::Hf => Cleaning::Siglip { lower: config::siglip_lower(files.tokenizer_config.as_ref())? },
+            _ => hints.cleaning.unwrap_or(Cleaning::Canonicalize),
+        };
+        let text = TextPipeline::load(&files, cleaning, dims.context)?;
+        digested.extend(
+            [Some(files.tokenizer.clone()), files.special_tokens_map.clone(), files.tokenizer_config.clone()]
+                .into_iter()
+                .flatten(),
+        );
+
+        let pixels = PixelPipeline {
+            size: dims.image_size() as u32,
+            mean: hints.mean.unwrap_or([0.5; 3]),
+            std: hints.std.unwrap_or([0.5; 3]),
+            alpha: spec.alpha,
+        };
+        let tensors = header.load_all()?;
+        let tensors = rename::to_hf(layout, tensors, &dims).map_err(candle_err(&label, "cannot map the weights"))?;
+        let cfg = candle_config(&dims, &hints, text.pad_id);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let model = siglip::Model::new(&cfg, vb).map_err(candle_err(&label, "cannot build the model"))?;
+
+        let mut content = Vec::new();
+        for path in &digested {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            content.push(format!("{name}={}", source.digest_of(path)?));
+        }
+        let fingerprint = Fingerprint {
+            model: match &spec.source {
+                ModelSource::Hub { id, .. } => id.clone(),
+                _ => label.clone(),
+            },
+            revision: source.revision(),
+            preprocessing: format!(
+                "{}; {}, context {} pad {}; {} layout, gelu {}/{}",
+                pixels.describe(),
+                cleaning.describe(),
+                dims.context,
+                text.pad_id,
+                layout.key(),
+                act_name(cfg.vision_config.hidden_act),
+                act_name(cfg.text_config.hidden_act)
+            ),
+            content: content.join(" "),
+        };
+        Ok(Siglip { model, text, pixels, dims, layout, label, fingerprint })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    pub fn text_pipeline(&self) -> &TextPipeline {
+        &self.text
+    }
+
+    pub fn pixel_pipeline(&self) -> &PixelPipeline {
+        &self.pixels
+    }
+
+    /// Token ids of `texts`, as the model sees them.
+    pub fn token_ids(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        self.text.encode(texts)
+    }
+
+    /// Normalised text embeddings of already tokenised, padded sequences.
+    pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let ctx = self.dims.context;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(TEXT_BATCH) {
+            if let Some(bad) = chunk.iter().find(|s| s.len() != ctx) {
+                return Err(Error::model(
+                    &self.label,
+                    format!("a token sequence has {} ids; the model takes exactly {ctx}", bad.len()),
+                ));
+            }
+            let flat: Vec<u32> = chunk.iter().flatten().copied().collect();
+            let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                let ids = Tensor::from_vec(flat, (chunk.len(), ctx), &Device::Cpu)?;
+                let features = self.model.get_text_features(&ids)?;
+                candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
+            };
+            out.extend(run().map_err(candle_err(&self.label, "text forward pass failed"))?);
+        }
+        Ok(out)
+    }
+
+    /// Normalised image embeddings of pixel values (`n × 3 × size × size`, already normalised).
+    pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let s = self.dims.image_size();
+        let per = 3 * s * s;
+        if pixels.len() % per != 0 {
+            return Err(Error::model(
+                &self.label,
+                format!("{} pixel values are not a whole number of 3x{s}x{s} images", pixels.len()),
+            ));
+        }
+        let mut out = Vec::with_capacity(pixels.len() / per);
+        for chunk in pixels.chunks(per * IMAGE_BATCH) {
+            let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                let px = Tensor::from_slice(chunk, (chunk.len() / per, 3, s, s), &Device::Cpu)?;
+                let features = self.model.get_image_features(&px)?;
+                candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
+            };
+            out.extend(run().map_err(candle_err(&self.label, "image forward pass failed"))?);
+        }
+        Ok(out)
+    }
+}
+
+fn act_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Gelu => "erf",
+        Activation::GeluPytorchTanh => "tanh",
+        _ => "other",
+    }
+}
+
+/// The error for a checkpoint without safetensors weights, naming pickled files when there are some.
+fn no_weights(source: &Source) -> Error {
+    for name in PICKLE_FILES {
+        let found = match source {
+            Source::Dir(d) => Some(d.join(name)).filter(|p| p.is_file()),
+            // Never download a pickle just to refuse it: only a cached one is named.
+            Source::Hub(_) => None,
+        };
+        if let Some(found) = found {
+            return weights::refuse_pickle(&found);
+        }
+    }
+    source.missing(
+        "model.safetensors",
+        "nor 'open_clip_model.safetensors'; only safetensors weights load, pickled '.bin' files are refused because they can run code",
+    )
+}
+
+/// candle's SigLIP configuration for sizes `d`.
+fn candle_config(d: &Dims, hints: &Hints, pad_id: u32) -> siglip::Config {
+    siglip::Config {
+        text_config: siglip::TextConfig {
+            vocab_size: d.vocab,
+            hidden_size: d.t_width,
+            intermediate_size: d.t_mlp,
+            num_hidden_layers: d.t_layers,
+            num_attention_heads: d.t_heads,
+            max_position_embeddings: d.context,
+            hidden_act: hints.text.act.unwrap_or(Activation::GeluPytorchTanh),
+            layer_norm_eps: hints.text.eps.unwrap_or(1e-6),
+            pad_token_id: pad_id,
+            bos_token_id: pad_id,
+            eos_token_id: pad_id,
+        },
+        vision_config: siglip::VisionConfig {
+            hidden_size: d.v_width,
+            intermediate_size: d.v_mlp,
+            num_hidden_layers: d.v_layers,
+            num_attention_heads: d.v_heads,
+            num_channels: d.channels,
+            image_size: d.image_size(),
+            patch_size: d.patch,
+            hidden_act: hints.vision.act.unwrap_or(Activation::GeluPytorchTanh),
+            layer_norm_eps: hints.vision.eps.unwrap_or(1e-6),
+        },
+    }
+}
+
+impl Embedder for Siglip {
+    fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.text.encode(texts)?;
+        self.text_features(&ids)
+    }
+
+    fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(IMAGE_BATCH) {
+            let mut batch = Vec::new();
+            for path in chunk {
+                batch.extend(self.pixels.normalize(&self.pixels.resized(path)?));
+            }
+            out.extend(self.image_features(&batch)?);
+        }
+        Ok(out)
+    }
 }

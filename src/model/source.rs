@@ -1,0 +1,208 @@
+//! Finding a checkpoint's files: a local directory, or a hub repository through the hub cache.
+//!
+//! Files are fetched one by one, by name, never as a whole repository snapshot. Hub lookups go
+//! through the cache first, laid out as Python's `huggingface_hub` and hf-hub lay it out
+//! (`models--org--name/{blobs,refs,snapshots}`): a branch or tag is resolved through `refs/<name>`, a
+//! 40-hex commit directly through `snapshots/<sha>/` (Python writes no `refs/<sha>` for it), and a
+//! `.no_exist/<sha>/<file>` marker records a file the repository does not have. So a complete cache
+//! needs no network even when not offline; only a file absent from the cache is downloaded (hf-hub
+//! 0.5, honouring `HF_ENDPOINT`). Offline (the spec's flag, or `HF_HUB_OFFLINE=1`) never touches the
+//! network and names the file it could not find. The cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`,
+//! else `~/.cache/huggingface/hub`; the token is `$HF_TOKEN`, else the token file beside the cache. The
+//! token goes into request headers only: it is never printed, put in an error or in a fingerprint.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::{ApiBuilder, ApiError};
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::error::{Error, Result};
+
+/// Where files come from.
+pub enum Source {
+    Dir(PathBuf),
+    Hub(HubRepo),
+}
+
+/// A hub repository at a revision, with the cache and settings to fetch from it.
+pub struct HubRepo {
+    pub id: String,
+    pub revision: String,
+    pub offline: bool,
+    cache_dir: PathBuf,
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The hub cache directory, from the environment like Python's `huggingface_hub`.
+pub fn cache_dir() -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(dir) = var("HF_HUB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    // hf-hub's own lookup: `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+    Cache::from_env().path().clone()
+}
+
+/// The user's token: `$HF_TOKEN`, else `$HF_HOME/token` (or `~/.cache/huggingface/token`).
+fn token() -> Option<String> {
+    if let Some(t) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Some(t.trim().to_string());
+    }
+    Cache::from_env().token()
+}
+
+impl HubRepo {
+    pub fn new(id: &str, revision: &str, offline: bool) -> HubRepo {
+        let env_offline =
+            std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+        HubRepo {
+            id: id.to_string(),
+            revision: revision.to_string(),
+            offline: offline || env_offline,
+            cache_dir: cache_dir(),
+        }
+    }
+
+    fn repo_dir(&self) -> PathBuf {
+        self.cache_dir.join(format!("models--{}", self.id.replace('/', "--")))
+    }
+
+    /// The commit the revision resolves to in the cache, if known.
+    pub fn commit(&self) -> Option<String> {
+        if is_sha(&self.revision) {
+            return Some(self.revision.clone());
+        }
+        let text = std::fs::read_to_string(self.repo_dir().join("refs").join(&self.revision)).ok()?;
+        Some(text.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    fn label(&self) -> String {
+        format!("{}@{}", self.id, self.revision)
+    }
+
+    /// `Some(path)` if the cache has `file`, `Some(None)` if the cache knows the repo lacks it.
+    fn cached(&self, file: &str) -> Option<Option<PathBuf>> {
+        let commit = self.commit()?;
+        let path = self.repo_dir().join("snapshots").join(&commit).join(file);
+        if path.exists() {
+            return Some(Some(path));
+        }
+        if self.repo_dir().join(".no_exist").join(&commit).join(file).exists() {
+            return Some(None);
+        }
+        None
+    }
+
+    fn get(&self, file: &str) -> Result<Option<PathBuf>> {
+        if let Some(found) = self.cached(file) {
+            return Ok(found);
+        }
+        if self.offline {
+            return Ok(None);
+        }
+        let mut builder =
+            ApiBuilder::from_cache(Cache::new(self.cache_dir.clone())).with_progress(false).with_token(token());
+        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let api =
+            builder.build().map_err(|e| Error::model(self.label(), format!("cannot set up the hub client: {e}")))?;
+        let repo = api.repo(Repo::with_revision(self.id.clone(), RepoType::Model, self.revision.clone()));
+        match repo.download(file) {
+            Ok(path) => Ok(Some(path)),
+            Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::StatusCode(404)) => Ok(None),
+            Err(e) => Err(Error::model(
+                self.label(),
+                format!(
+                    "cannot download '{file}': {e} (check the id and revision, set HF_TOKEN for a private repo, \
+                     or use offline mode with a filled cache)"
+                ),
+            )),
+        }
+    }
+}
+
+impl Source {
+    /// A label for messages: the directory, or `id@revision`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Dir(d) => d.display().to_string(),
+            Source::Hub(h) => h.label(),
+        }
+    }
+
+    /// The path of `file`, or `None` when the checkpoint does not have it.
+    pub fn get(&self, file: &str) -> Result<Option<PathBuf>> {
+        match self {
+            Source::Dir(d) => {
+                let p = d.join(file);
+                Ok(p.is_file().then_some(p))
+            }
+            Source::Hub(h) => h.get(file),
+        }
+    }
+
+    /// Like [`Source::get`], but a missing file is an error that names it.
+    pub fn require(&self, file: &str, why: &str) -> Result<PathBuf> {
+        self.get(file)?.ok_or_else(|| self.missing(file, why))
+    }
+
+    /// The error for a file the checkpoint lacks.
+    pub fn missing(&self, file: &str, why: &str) -> Error {
+        match self {
+            Source::Dir(d) => Error::file(&d.join(file), format!("not found ({why})")),
+            Source::Hub(h) if h.offline => Error::model(
+                h.label(),
+                format!(
+                    "'{file}' is not in the hub cache at {} ({why}): run once without offline mode, or download it with \
+                     `huggingface-cli download {} {file} --revision {}`",
+                    h.repo_dir().display(),
+                    h.id,
+                    h.revision
+                ),
+            ),
+            Source::Hub(h) => Error::model(h.label(), format!("the repository has no '{file}' ({why})")),
+        }
+    }
+
+    /// The revision for fingerprints: `local`, the commit, or `branch@commit`.
+    pub fn revision(&self) -> String {
+        match self {
+            Source::Dir(_) => "local".into(),
+            Source::Hub(h) => match h.commit() {
+                Some(c) if c == h.revision => c,
+                Some(c) => format!("{}@{c}", h.revision),
+                None => h.revision.clone(),
+            },
+        }
+    }
+
+    /// A digest entry for `path`: the blob name for hub files (the blob is named by its hash), the
+    /// SHA-256 of the bytes for local files.
+    pub fn digest_of(&self, path: &Path) -> Result<String> {
+        if let Source::Hub(_) = self {
+            if let Ok(target) = std::fs::canonicalize(path) {
+                let in_blobs = target.parent().and_then(Path::file_name).is_some_and(|n| n == "blobs");
+                if let (true, Some(name)) = (in_blobs, target.file_name()) {
+                    return Ok(name.to_string_lossy().into_owned());
+                }
+            }
+        }
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
