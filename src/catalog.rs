@@ -74,6 +74,12 @@ impl Catalog {
                 ));
             }
         }
+        if found.is_empty() {
+            return Err(Error::file(
+                root,
+                format!("no images in the catalog root (looked for {} files)", IMAGE_EXTENSIONS.join(", ")),
+            ));
+        }
         let mut tags: HashMap<String, Vec<String>> = HashMap::new();
         let default_manifest = root.join(MANIFEST);
         let manifest = match manifest {

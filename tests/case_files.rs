@@ -111,4 +111,13 @@ fn the_manifest_must_name_existing_images() {
     assert!(e.contains("manifest.toml:3:1: manifest names item 'a/y' but there is no image for it under"), "{e}");
     let c = Catalog::load(&dir.path().join("a"), None).unwrap();
     assert_eq!(c.items()[0].id, "x");
+
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let e = Catalog::load(&dir.path().join("empty"), None).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "empty: no images in the catalog root (looked for png, jpg, jpeg, webp, gif, bmp, tif, tiff files)"
+        ),
+        "{e}"
+    );
 }

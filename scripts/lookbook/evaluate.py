@@ -1,7 +1,7 @@
 """Runs the example suite (cases/) against lookbook checkpoints in Python: a reference for the Rust harness.
 
-    /work/pyenv/bin/python scripts/lookbook/evaluate.py                     # checkpoint-a and checkpoint-b
-    /work/pyenv/bin/python scripts/lookbook/evaluate.py --model lookbook/checkpoints/checkpoint-b -v
+    .venv/bin/python scripts/lookbook/evaluate.py                     # checkpoint-a and checkpoint-b
+    .venv/bin/python scripts/lookbook/evaluate.py --model lookbook/checkpoints/checkpoint-b -v
 
 Reads cases/fitcheck.toml and every other cases/**/*.toml, resolves their selectors against the catalog's
 manifest, ranks every catalog item by cosine similarity to the query (ties: item id descending), and prints

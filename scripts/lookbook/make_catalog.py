@@ -1,6 +1,6 @@
 """Draws the lookbook catalog: lookbook/catalog/<prenda>/<id>.png|jpg and lookbook/catalog/manifest.toml.
 
-    /work/pyenv/bin/python scripts/lookbook/make_catalog.py
+    .venv/bin/python scripts/lookbook/make_catalog.py
 
 The catalog is what the example suite ranks. Its make-up is planned rather than left to chance, so that every
 case in cases/ has a handful of right answers and a few look-alikes: six jeans of each cut (three with rips),

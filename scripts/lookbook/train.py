@@ -1,6 +1,6 @@
 """Trains the two lookbook checkpoints: a tiny SigLIP on synthetic garment drawings with Spanish captions.
 
-    /work/pyenv/bin/python scripts/lookbook/train.py            # writes lookbook/checkpoints/checkpoint-{a,b}
+    .venv/bin/python scripts/lookbook/train.py            # writes lookbook/checkpoints/checkpoint-{a,b}
 
 A training set is drawn on the fly with the catalog's drawing code and a different seed (it is never written
 to disk), each image gets a fresh random caption at every step, and the model is trained with the SigLIP
