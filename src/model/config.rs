@@ -37,6 +37,8 @@ pub struct Tower {
     pub layers: Option<(usize, String)>,
     pub heads: Option<usize>,
     pub head_width: Option<usize>,
+    /// (width, heads) of the standard timm size the tower's model name spells (`vit_so400m_...`).
+    pub named_size: Option<(usize, usize)>,
     pub patch: Option<(usize, String)>,
     pub context: Option<(usize, String)>,
     pub vocab: Option<(usize, String)>,
@@ -45,11 +47,35 @@ pub struct Tower {
 }
 
 impl Tower {
-    /// The head count: stated heads, else `width / head_width`, else `width / 64` (open_clip's default
-    /// head width, which gives ViT-B/16's 12 heads). At least one head.
+    /// The head count: stated heads, else `width / head_width`, else the heads of the standard timm
+    /// size the model name spells when the width agrees (so400m: 16, not 1152 / 64), else `width / 64`
+    /// (open_clip's default head width, which gives ViT-B/16's 12 heads). At least one head.
     pub fn heads(&self, width: usize) -> usize {
-        self.heads.or_else(|| self.head_width.filter(|&hw| hw > 0).map(|hw| width / hw)).unwrap_or(width / 64).max(1)
+        let named = self.named_size.filter(|&(w, _)| w == width).map(|(_, h)| h);
+        self.heads
+            .or_else(|| self.head_width.filter(|&hw| hw > 0).map(|hw| width / hw))
+            .or(named)
+            .unwrap_or(width / 64)
+            .max(1)
     }
+}
+
+/// Width and heads of timm's standard ViT sizes, by the size word of a model name
+/// (`vit_<size>_patch16_siglip_224`).
+fn timm_size(name: &str) -> Option<(usize, usize)> {
+    let size = name.strip_prefix("vit_")?.split('_').next()?;
+    Some(match size {
+        "tiny" => (192, 3),
+        "small" => (384, 6),
+        "medium" => (512, 8),
+        "base" => (768, 12),
+        "large" => (1024, 16),
+        "so400m" => (1152, 16),
+        "huge" => (1280, 16),
+        "giant" => (1408, 16),
+        "giantopt" => (1536, 16),
+        _ => return None,
+    })
 }
 
 /// Reads a JSON file.
@@ -104,6 +130,7 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
     v.patch = sourced(vision, "patch_size", file, "model_cfg.vision_cfg.");
     // timm towers: the model name spells the patch size (`vit_base_patch16_siglip_224`).
     let timm = vision.get("timm_model_name").and_then(Value::as_str).unwrap_or("");
+    v.named_size = timm_size(timm);
     if v.patch.is_none() {
         let digits = timm.split("patch").nth(1).map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>());
         v.patch =
@@ -226,5 +253,28 @@ pub fn siglip_lower(tokenizer_config: Option<&PathBuf>) -> Result<bool> {
     match tokenizer_config {
         Some(f) => Ok(read_json(f)?.get("do_lower_case").and_then(Value::as_bool).unwrap_or(true)),
         None => Ok(true),
+    }
+}
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    #[test]
+    fn head_count_rules() {
+        let named = |name: &str| Tower { named_size: timm_size(name), ..Tower::default() };
+        // The standard sizes by name, when the width agrees.
+        assert_eq!(named("vit_base_patch16_siglip_224").heads(768), 12);
+        assert_eq!(named("vit_so400m_patch14_siglip_384").heads(1152), 16);
+        assert_eq!(named("vit_large_patch16_siglip_256").heads(1024), 16);
+        // A custom tower that borrows a size word but not its width: width / 64.
+        assert_eq!(named("vit_base_custom").heads(128), 2);
+        // Stated values win, in order.
+        let stated =
+            Tower { heads: Some(4), head_width: Some(16), named_size: timm_size("vit_base_x"), ..Tower::default() };
+        assert_eq!(stated.heads(768), 4);
+        let by_width = Tower { head_width: Some(24), ..Tower::default() };
+        assert_eq!(by_width.heads(96), 4);
+        assert_eq!(Tower::default().heads(32), 1);
     }
 }
