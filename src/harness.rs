@@ -194,9 +194,10 @@ impl Session {
         let mut problems = Vec::new();
         match (judged.outcome.passed(), &case.known_failure) {
             (false, None) => problems.push(format!(
-                "{}\n\n{}\nif the model is right and the case is wrong, edit {}",
+                "{}\n\n{}\nsnapshot: {}\nif the model is right and the case is wrong, edit {}",
                 report::failed_checks(&judged.outcome.checks, case.k),
                 judged.body,
+                relative(&snap).display(),
                 found.path.display()
             )),
             (true, Some(reason)) => problems.push(format!(

@@ -179,7 +179,7 @@ fn a_failing_case_reports_every_metric_and_the_marked_ranking() {
         "red@5                     2",
         "   1   0.816  ✅  expected  jean/wide-negro",
         "   4   0.408  ·  yellow    jean/palazzo-azul",
-        "if the model is right and the case is wrong, edit cases/prendas/jean-wide-leg.toml",
+        "snapshot: snapshots/prendas/jean-wide-leg.snap\nif the model is right and the case is wrong, edit cases/prendas/jean-wide-leg.toml",
         "test colores/remera-celeste ... ok",
     ] {
         assert!(run.out.contains(line), "missing {line:?} in:\n{}", run.out);
