@@ -30,6 +30,8 @@ impl Fingerprint {
     pub fn cache_key(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        // The crate version too: a new fitcheck may embed differently from the same files.
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
         for part in [&self.model, &self.revision, &self.preprocessing, &self.content] {
             h.update(part.as_bytes());
             h.update([0u8]);

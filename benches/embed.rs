@@ -1,0 +1,475 @@
+//! Image-embedding throughput and load memory of the candle SigLIP backend on a ViT-B/16-sized model.
+//!
+//! `cargo bench --bench embed -- [options]` (see `--help` and benches/README.md). On first use it
+//! writes a random-weight checkpoint with the shapes of `Marqo/marqo-fashionSigLIP` (open_clip
+//! `ViT-B-16-SigLIP`) in the Marqo layout under `target/fitcheck-bench/`, then measures:
+//!
+//! - images/second of `Siglip::image_features` on preprocessed 224×224 batches (decode excluded);
+//! - images/second of `Embedder::embed_images` on PNG files (decode, resize, normalise included);
+//! - peak RSS (`VmHWM`) of a child process that only opens the checkpoint, against the weights' size.
+//!
+//! With `--torch FILE` (the JSON printed by `scripts/bench/torch_embed.py`) the throughput table
+//! gets PyTorch's numbers side by side; `scripts/bench/compare.sh` runs both with one thread count.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use fitcheck::embed::{Alpha, Embedder, ModelSource, ModelSpec};
+use fitcheck::model::layout::{expected, Dims, Layout};
+use fitcheck::model::Siglip;
+use serde_json::{json, Value};
+
+/// Bump when the generated checkpoint changes, so a stale cache is rewritten.
+const CHECKPOINT_VERSION: &str = "fitcheck-bench vit-b16-siglip marqo v1";
+
+const USAGE: &str = "\
+usage: cargo bench --bench embed -- [options]
+
+  --threads N        candle threads (RAYON_NUM_THREADS); default: all cores
+  --batches 8,32     batch sizes of preprocessed 224x224 images
+  --min-seconds S    time each measurement at least S seconds (default 10)
+  --min-iters N      and at least N timed passes (default 3)
+  --e2e N            images for the end-to-end PNG measurement (default 32; 0 skips it)
+  --no-load          skip the load-memory measurement
+  --torch FILE       JSON from scripts/bench/torch_embed.py, shown side by side
+  --dir DIR          checkpoint directory (default target/fitcheck-bench/vit-b16-siglip-marqo)
+  --json FILE        also write the results as JSON";
+
+struct Options {
+    threads: usize,
+    batches: Vec<usize>,
+    min_seconds: f64,
+    min_iters: usize,
+    e2e: usize,
+    load: bool,
+    torch: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<Options> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut o = Options {
+        threads: cores,
+        batches: vec![8, 32],
+        min_seconds: 10.0,
+        min_iters: 3,
+        e2e: 32,
+        load: true,
+        torch: None,
+        dir: None,
+        json: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            // cargo passes --bench to harness = false targets.
+            "--bench" => {}
+            "--threads" => o.threads = value()?.parse().context("--threads")?,
+            "--batches" => {
+                o.batches =
+                    value()?.split(',').map(|b| b.trim().parse()).collect::<Result<_, _>>().context("--batches")?
+            }
+            "--min-seconds" => o.min_seconds = value()?.parse().context("--min-seconds")?,
+            "--min-iters" => o.min_iters = value()?.parse().context("--min-iters")?,
+            "--e2e" => o.e2e = value()?.parse().context("--e2e")?,
+            "--no-load" => o.load = false,
+            "--torch" => o.torch = Some(value()?.into()),
+            "--dir" => o.dir = Some(value()?.into()),
+            "--json" => o.json = Some(value()?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument '{other}'\n{USAGE}"),
+        }
+    }
+    if o.threads == 0 || o.batches.contains(&0) {
+        bail!("--threads and --batches must be positive");
+    }
+    Ok(o)
+}
+
+/// The sizes of open_clip's `ViT-B-16-SigLIP` (Marqo/marqo-fashionSigLIP).
+fn vit_b16() -> Dims {
+    Dims {
+        v_width: 768,
+        v_layers: 12,
+        v_heads: 12,
+        v_mlp: 3072,
+        channels: 3,
+        patch: 16,
+        grid: 14,
+        t_width: 768,
+        t_layers: 12,
+        t_heads: 12,
+        t_mlp: 3072,
+        context: 64,
+        vocab: 32000,
+        embed: 768,
+    }
+}
+
+/// `target/` of this build (the bench binary lives in `target/<profile>/deps/`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|t| t.join("CACHEDIR.TAG").exists() || t.file_name().is_some_and(|n| n == "target"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// splitmix64: a small, fast, reproducible generator; quality is irrelevant for random weights.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-bound, bound).
+    fn uniform(&mut self, bound: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (2.0 * unit - 1.0) * bound
+    }
+}
+
+/// Values for one tensor, initialised roughly like PyTorch does (so activations stay O(1) through
+/// 12 layers: no overflow, no denormals that would distort timings).
+fn init_values(name: &str, shape: &[usize], rng: &mut Rng) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    if name.ends_with("logit_scale") {
+        return vec![10f32.ln()];
+    }
+    if name.ends_with("logit_bias") {
+        return vec![-10.0];
+    }
+    let norm = ["norm", "ln_"].iter().any(|k| name.contains(k));
+    if norm && name.ends_with(".weight") {
+        return vec![1.0; n];
+    }
+    let bound = if name.ends_with(".bias") || shape.len() < 2 || name.contains("embed") || name.contains("latent") {
+        0.02
+    } else {
+        let fan_in: usize = shape[1..].iter().product();
+        1.0 / (fan_in as f32).sqrt()
+    };
+    (0..n).map(|_| rng.uniform(bound)).collect()
+}
+
+/// Writes `model.safetensors` for `d` in the Marqo layout, one tensor at a time.
+fn write_safetensors(path: &Path, d: &Dims) -> Result<()> {
+    let shapes: BTreeMap<String, Vec<usize>> = expected(Layout::Marqo, d);
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape) in &shapes {
+        let bytes = 4 * shape.iter().product::<usize>();
+        header.insert(name.clone(), json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}));
+        offset += bytes;
+    }
+    let mut header = serde_json::to_vec(&Value::Object(header))?;
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).with_context(|| path.display().to_string())?);
+    out.write_all(&(header.len() as u64).to_le_bytes())?;
+    out.write_all(&header)?;
+    let mut rng = Rng(0x5eed);
+    for (name, shape) in &shapes {
+        for v in init_values(name, shape, &mut rng) {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// The fixture tokenizer (a small SentencePiece Unigram vocabulary) padded with never-produced pieces
+/// to `vocab` entries, so the tokenizer and the embedding table agree in size.
+fn padded_tokenizer(fixture: &Path, vocab: usize) -> Result<Value> {
+    let text = fs::read_to_string(fixture).with_context(|| fixture.display().to_string())?;
+    let mut tok: Value = serde_json::from_str(&text)?;
+    let pieces =
+        tok.pointer_mut("/model/vocab").and_then(Value::as_array_mut).context("tokenizer has no model.vocab")?;
+    let mut i = 0;
+    while pieces.len() < vocab {
+        pieces.push(json!([format!("\u{2581}fitcheckbenchpad{i}"), -100.0]));
+        i += 1;
+    }
+    Ok(tok)
+}
+
+/// Writes (once) the random-weight ViT-B/16 checkpoint in the Marqo layout and returns its directory.
+fn ensure_checkpoint(dir: &Path) -> Result<PathBuf> {
+    let stamp = dir.join("bench-checkpoint.txt");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == CHECKPOINT_VERSION) {
+        return Ok(dir.to_path_buf());
+    }
+    eprintln!("writing a random-weight ViT-B/16 SigLIP checkpoint to {} ...", dir.display());
+    let d = vit_b16();
+    fs::create_dir_all(dir)?;
+    let _ = fs::remove_file(&stamp);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/siglip/tiny-a/marqo");
+    let tokenizer = padded_tokenizer(&fixture.join("tokenizer.json"), d.vocab)?;
+    fs::write(dir.join("tokenizer.json"), serde_json::to_vec(&tokenizer)?)?;
+    fs::copy(fixture.join("special_tokens_map.json"), dir.join("special_tokens_map.json"))?;
+    // open_clip's ViT-B-16-SigLIP configuration, as Marqo ships it.
+    let open_clip = json!({
+        "model_cfg": {
+            "embed_dim": d.embed,
+            "init_logit_bias": -10,
+            "custom_text": true,
+            "vision_cfg": {
+                "image_size": d.image_size(),
+                "timm_model_name": "vit_base_patch16_siglip_224",
+                "timm_model_pretrained": false,
+                "timm_pool": "map",
+                "timm_proj": "none"
+            },
+            "text_cfg": {
+                "context_length": d.context,
+                "vocab_size": d.vocab,
+                "hf_tokenizer_name": "timm/ViT-B-16-SigLIP",
+                "tokenizer_kwargs": {"clean": "canonicalize"},
+                "width": d.t_width,
+                "heads": d.t_heads,
+                "layers": d.t_layers,
+                "no_causal_mask": true,
+                "proj_bias": true,
+                "pool_type": "last",
+                "norm_kwargs": {"eps": 1e-6}
+            }
+        },
+        "preprocess_cfg": {
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "interpolation": "bicubic",
+            "resize_mode": "squash"
+        }
+    });
+    fs::write(dir.join("open_clip_config.json"), serde_json::to_vec_pretty(&open_clip)?)?;
+    let config = json!({
+        "open_clip_model_name": "hf-hub:fitcheck-bench/vit-b16-siglip-random",
+        "model_type": "siglip"
+    });
+    fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+    let tmp = dir.join("model.safetensors.partial");
+    write_safetensors(&tmp, &d)?;
+    fs::rename(&tmp, dir.join("model.safetensors"))?;
+    fs::write(&stamp, CHECKPOINT_VERSION)?;
+    Ok(dir.to_path_buf())
+}
+
+/// Writes (once) `n` 640×480 PNG photos-like images (smooth gradients with texture) for the end-to-end run.
+fn ensure_pngs(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = dir.join(format!("img{i:03}.png"));
+        if !path.exists() {
+            let mut rng = Rng(i as u64 + 1);
+            let img = image::RgbImage::from_fn(640, 480, |x, y| {
+                let noise = (rng.next_u64() % 24) as u32;
+                let r = (x * 255 / 640 + i as u32 * 7 + noise) % 256;
+                let g = (y * 255 / 480 + noise) % 256;
+                let b = ((x + y) / 5 + i as u32 * 13) % 256;
+                image::Rgb([r as u8, g as u8, b as u8])
+            });
+            let tmp = dir.join(format!("img{i:03}.partial.png"));
+            img.save(&tmp)?;
+            fs::rename(&tmp, &path)?;
+        }
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Runs `pass` until both `min_iters` passes and `min_seconds` have gone by, after one warm-up.
+fn time_passes(min_seconds: f64, min_iters: usize, mut pass: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {
+    pass()?;
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < min_iters || start.elapsed().as_secs_f64() < min_seconds {
+        let t = Instant::now();
+        pass()?;
+        times.push(t.elapsed());
+    }
+    Ok(times)
+}
+
+fn mean_s(times: &[Duration]) -> f64 {
+    times.iter().map(Duration::as_secs_f64).sum::<f64>() / times.len() as f64
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Child process: open the checkpoint and report VmHWM (peak RSS) before and after, in KiB.
+fn child_load(dir: &Path) -> Result<()> {
+    let before = status_kib("VmHWM:").unwrap_or(0);
+    let start = Instant::now();
+    let spec = ModelSpec { source: ModelSource::Local(dir.to_path_buf()), offline: true, alpha: Alpha::Drop };
+    let model = Siglip::open(&spec)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let after = status_kib("VmHWM:").context("no VmHWM in /proc/self/status")?;
+    let rss = status_kib("VmRSS:").unwrap_or(0);
+    println!("{}", json!({"hwm_before_kib": before, "hwm_kib": after, "rss_kib": rss, "seconds": seconds}));
+    drop(model);
+    Ok(())
+}
+
+fn measure_load(dir: &Path) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe).arg("--child-load").arg(dir).output()?;
+    if !out.status.success() {
+        bail!("load child failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut v: Value = serde_json::from_slice(&out.stdout).context("load child output")?;
+    let weights = fs::metadata(dir.join("model.safetensors"))?.len();
+    v["weights_bytes"] = json!(weights);
+    Ok(v)
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The 1-minute load average; anything well above 0 before a run means the numbers are suspect.
+fn loadavg() -> f64 {
+    fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child-load") {
+        return child_load(Path::new(args.get(1).context("--child-load DIR")?));
+    }
+    let o = parse_args(&args)?;
+    // candle's matmul and its rayon pool both read RAYON_NUM_THREADS; set it before any thread starts.
+    std::env::set_var("RAYON_NUM_THREADS", o.threads.to_string());
+
+    let bench = target_dir().join("fitcheck-bench");
+    let dir = ensure_checkpoint(&o.dir.clone().unwrap_or_else(|| bench.join("vit-b16-siglip-marqo")))?;
+    let torch: Option<Value> = match &o.torch {
+        Some(p) => Some(serde_json::from_str(&fs::read_to_string(p).with_context(|| p.display().to_string())?)?),
+        None => None,
+    };
+    let load_before = loadavg();
+    let load = if o.load { Some(measure_load(&dir)?) } else { None };
+
+    let spec = ModelSpec { source: ModelSource::Local(dir.clone()), offline: true, alpha: Alpha::Drop };
+    let model = Siglip::open(&spec)?;
+    let size = model.dims().image_size();
+    let per = 3 * size * size;
+
+    let mut rows = Vec::new();
+    let mut rng = Rng(7);
+    for &batch in &o.batches {
+        let pixels: Vec<f32> = (0..batch * per).map(|_| rng.uniform(1.0)).collect();
+        let times = time_passes(o.min_seconds, o.min_iters, || {
+            let out = model.image_features(&pixels)?;
+            assert_eq!(out.len(), batch);
+            assert!(out.iter().flatten().all(|v| v.is_finite()), "non-finite embedding");
+            Ok(())
+        })?;
+        let ips = batch as f64 / mean_s(&times);
+        eprintln!("candle batch {batch}: {ips:.2} img/s over {} passes", times.len());
+        let torch_ips = torch.as_ref().and_then(|t| {
+            t["results"].as_array()?.iter().find(|r| r["batch"].as_u64() == Some(batch as u64))?["images_per_s"]
+                .as_f64()
+        });
+        rows.push(
+            json!({"batch": batch, "iters": times.len(), "candle_images_per_s": ips, "torch_images_per_s": torch_ips}),
+        );
+    }
+
+    let e2e = if o.e2e > 0 {
+        let paths = ensure_pngs(&bench.join("png-640x480"), o.e2e)?;
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let times = time_passes(o.min_seconds, o.min_iters.min(2), || {
+            let out = model.embed_images(&refs)?;
+            assert_eq!(out.len(), refs.len());
+            Ok(())
+        })?;
+        let ips = refs.len() as f64 / mean_s(&times);
+        eprintln!("candle end-to-end {}: {ips:.2} img/s over {} passes", refs.len(), times.len());
+        Some(json!({"images": refs.len(), "iters": times.len(), "images_per_s": ips}))
+    } else {
+        None
+    };
+
+    let torch_threads = torch.as_ref().and_then(|t| t["threads"].as_u64());
+    println!();
+    println!(
+        "fitcheck embed bench: ViT-B/16 SigLIP (random weights), {size}x{size}, CPU: {} ({} cores)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "load average: {load_before:.2} before the run, {:.2} after (this run itself adds up to --threads)",
+        loadavg()
+    );
+    println!();
+    println!("| threads | batch | candle img/s | torch img/s | candle/torch |");
+    println!("|--------:|------:|-------------:|------------:|-------------:|");
+    for r in &rows {
+        let c = r["candle_images_per_s"].as_f64().unwrap_or(0.0);
+        let (t, ratio) = match r["torch_images_per_s"].as_f64() {
+            Some(t) => (format!("{t:.2}"), format!("{:.2}", c / t)),
+            None => ("-".into(), "-".into()),
+        };
+        let threads = match torch_threads {
+            Some(tt) if tt as usize != o.threads => format!("{} (torch {tt})", o.threads),
+            _ => o.threads.to_string(),
+        };
+        println!("| {threads} | {} | {c:.2} | {t} | {ratio} |", r["batch"]);
+    }
+    if let Some(e) = &e2e {
+        println!(
+            "| {} | {} PNG 640x480, end to end | {:.2} | - | - |",
+            o.threads,
+            e["images"],
+            e["images_per_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(l) = &load {
+        let w = l["weights_bytes"].as_f64().unwrap_or(1.0);
+        let hwm = l["hwm_kib"].as_f64().unwrap_or(0.0) * 1024.0;
+        let base = l["hwm_before_kib"].as_f64().unwrap_or(0.0) * 1024.0;
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        println!();
+        println!(
+            "load: weights {:.0} MiB, peak RSS {:.0} MiB = {:.2}x the weights (process baseline {:.0} MiB), {:.1} s",
+            mib(w),
+            mib(hwm),
+            hwm / w,
+            mib(base),
+            l["seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(path) = &o.json {
+        let all = json!({"threads": o.threads, "cpu": cpu_model(), "loadavg_before": load_before, "throughput": rows, "end_to_end": e2e, "load": load, "torch": torch});
+        fs::write(path, serde_json::to_vec_pretty(&all)?)?;
+    }
+    Ok(())
+}
