@@ -282,7 +282,7 @@ impl Siglip {
     pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<Vec<f32>>> {
         let s = self.dims.image_size();
         let per = 3 * s * s;
-        if pixels.len() % per != 0 {
+        if !pixels.len().is_multiple_of(per) {
             return Err(Error::model(
                 &self.label,
                 format!("{} pixel values are not a whole number of 3x{s}x{s} images", pixels.len()),
