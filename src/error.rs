@@ -55,6 +55,10 @@ pub enum Error {
     #[error("{model}: {message}")]
     Model { model: String, message: String },
 
+    /// An error already rendered with its path (kept as text because it is shared by every trial).
+    #[error("{0}")]
+    Rendered(String),
+
     /// No case file was found where cases were looked for.
     #[error("no test cases found: scanned {} for '*.toml' files (other than the suite file)", dir.display())]
     NoCases { dir: PathBuf },

@@ -326,7 +326,7 @@ pub struct RunReport {
 /// Runs every case of the suite in `dir` and builds the per-case summary and the suite's means.
 pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<RunReport> {
     let session = Session::open(dir, overrides)?;
-    let fp = session.fingerprint().map_err(|e| Error::model(&session.suite.model.source, e))?;
+    let fp = session.fingerprint().map_err(Error::Rendered)?;
     let judged: Vec<(Status, Option<Judged>)> = (0..session.cases.len()).map(|i| session.status(i)).collect();
     let rows: Vec<SummaryRow> = session
         .cases

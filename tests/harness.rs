@@ -318,3 +318,20 @@ fn run_prints_a_summary_and_writes_full_precision_results() {
     assert_eq!(json["groups"]["tag:jean"]["cases"], 1);
     assert_eq!(json["suite"]["means"]["precision"], 0.8);
 }
+
+#[test]
+fn a_missing_model_is_one_clear_error() {
+    let dir = toy_suite();
+    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+        .current_dir(dir.path())
+        .arg("run")
+        .env("FITCHECK_MODEL", "./nope")
+        .env("FITCHECK_CACHE", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: ./nope: not a checkpoint directory: give an existing directory or a hub id such as 'Marqo/marqo-fashionSigLIP'\n"
+    );
+}
