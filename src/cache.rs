@@ -6,11 +6,19 @@
 //! replaced atomically (written beside, then renamed), so an interrupted run or parallel test processes
 //! never leave a torn cache; a cache that cannot be read is ignored and rebuilt, never trusted.
 //!
+//! Hashing every image on every run would cost a full read of the catalog per test process, so a
+//! second file (`<key>.stamps`) remembers each image's size, modification time and hash. A stamp is
+//! trusted only when both match and the modification is at least two seconds older than the stamps
+//! file itself (a file rewritten in the same instant as the stamp, with the same size, could otherwise
+//! pass unseen, as with git's "racy" index entries); anything else is read and hashed again.
+//!
 //! Format: `FITCHEK1`, dim (u32 LE), count (u64 LE), then per entry 32 hash bytes and dim f32 LE.
+//! Stamps: one line per image, `size<TAB>mtime-ns<TAB>hex hash<TAB>path`.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
@@ -26,8 +34,62 @@ type Hash = [u8; 32];
 /// Statistics of one [`embed_catalog`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Images whose embedding came from the cache.
     pub cached: usize,
+    /// Images the model embedded.
     pub embedded: usize,
+    /// Images read and hashed (the others were known by their stamp).
+    pub hashed: usize,
+}
+
+/// An image file's size and modification time (ns since the epoch).
+type Stamp = (u64, u128);
+
+/// Trust a stamp only if the file was last modified this long before the stamps were written.
+const RACY_NS: u128 = 2_000_000_000;
+
+fn stamp_of(path: &Path) -> std::io::Result<Option<Stamp>> {
+    let meta = std::fs::metadata(path)?;
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos());
+    Ok(mtime.map(|m| (meta.len(), m)))
+}
+
+/// The stamps file's entries by path, and when it was written.
+fn read_stamps(path: &Path) -> (HashMap<String, (Stamp, Hash)>, Option<u128>) {
+    let written = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos());
+    let Ok(text) = std::fs::read_to_string(path) else { return (HashMap::new(), None) };
+    let entries = text
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(4, '\t');
+            let size = f.next()?.parse().ok()?;
+            let mtime = f.next()?.parse().ok()?;
+            let hex = f.next()?;
+            let path = f.next()?;
+            let mut hash = [0u8; 32];
+            if hex.len() != 64 {
+                return None;
+            }
+            for (i, b) in hash.iter_mut().enumerate() {
+                *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some((path.to_string(), ((size, mtime), hash)))
+        })
+        .collect();
+    (entries, written)
+}
+
+fn write_stamps(path: &Path, stamps: &[(String, Stamp, Hash)]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (p, (size, mtime), hash) in stamps {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        text.push_str(&format!("{size}\t{mtime}\t{hex}\t{p}\n"));
+    }
+    atomic_write(path, text.as_bytes())
 }
 
 /// Normalised embeddings of every catalog item, in catalog order, reading and updating the cache in
@@ -37,20 +99,33 @@ pub fn embed_catalog(
     catalog: &Catalog,
     dir: Option<&Path>,
 ) -> Result<(Vec<Vec<f32>>, CacheStats)> {
-    let hashes: Vec<Hash> = catalog
-        .items()
-        .iter()
-        .map(|it| {
-            let bytes =
-                std::fs::read(&it.path).map_err(|e| Error::Image { path: it.path.clone(), message: e.to_string() })?;
-            Ok(Sha256::digest(&bytes).into())
-        })
-        .collect::<Result<_>>()?;
     let file = dir.map(|d| d.join(format!("{}.emb", embedder.fingerprint().cache_key())));
+    let stamps_file = file.as_ref().map(|f| f.with_extension("stamps"));
+    let (old_stamps, written) = stamps_file.as_deref().map(read_stamps).unwrap_or_default();
+    let mut stamps = Vec::with_capacity(catalog.len());
+    let mut hashed = 0;
+    for it in catalog.items() {
+        let image_err = |e: std::io::Error| Error::Image { path: it.path.clone(), message: e.to_string() };
+        let stamp = stamp_of(&it.path).map_err(image_err)?;
+        let key = it.path.to_string_lossy().into_owned();
+        let trusted = match (stamp, old_stamps.get(&key), written) {
+            (Some(now), Some((then, hash)), Some(w)) if now == *then && now.1 + RACY_NS < w => Some(*hash),
+            _ => None,
+        };
+        let hash = match trusted {
+            Some(h) => h,
+            None => {
+                hashed += 1;
+                Sha256::digest(std::fs::read(&it.path).map_err(image_err)?).into()
+            }
+        };
+        stamps.push((key, stamp.unwrap_or_default(), hash));
+    }
+    let hashes: Vec<Hash> = stamps.iter().map(|s| s.2).collect();
     let mut known = file.as_deref().map(read).unwrap_or_default();
 
     let missing: Vec<usize> = (0..hashes.len()).filter(|&i| !known.contains_key(&hashes[i])).collect();
-    let stats = CacheStats { cached: hashes.len() - missing.len(), embedded: missing.len() };
+    let stats = CacheStats { cached: hashes.len() - missing.len(), embedded: missing.len(), hashed };
     if !missing.is_empty() {
         let paths: Vec<&Path> = missing.iter().map(|&i| catalog.items()[i].path.as_path()).collect();
         let vectors = embedder.embed_images(&paths)?;
@@ -62,6 +137,10 @@ pub fn embed_catalog(
             // A cache that cannot be written costs time on the next run, nothing else.
             let _ = write(file, &known);
         }
+    }
+    if let (Some(path), true) = (&stamps_file, hashed > 0) {
+        // Losing the stamps costs a re-hash on the next run, nothing else.
+        let _ = write_stamps(path, &stamps);
     }
     let vectors = hashes.iter().map(|h| known[h].clone()).collect();
     Ok((vectors, stats))
@@ -97,23 +176,31 @@ fn write(path: &Path, entries: &HashMap<Hash, Vec<f32>>) -> std::io::Result<()> 
     if entries.values().any(|v| v.len() != dim) {
         return Ok(());
     }
+    let mut bytes = Vec::with_capacity(20 + entries.len() * (32 + 4 * dim));
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(dim as u32).to_le_bytes());
+    bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    let mut sorted: Vec<_> = entries.iter().collect();
+    sorted.sort_by_key(|(h, _)| **h);
+    for (hash, v) in sorted {
+        bytes.extend_from_slice(&hash[..]);
+        for x in v {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    atomic_write(path, &bytes)
+}
+
+/// Writes `bytes` beside `path`, then renames over it, so readers see the old file or the new one.
+fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let name = path.file_name().map_or_else(|| "cache".into(), |n| n.to_string_lossy());
+    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        f.write_all(MAGIC)?;
-        f.write_all(&(dim as u32).to_le_bytes())?;
-        f.write_all(&(entries.len() as u64).to_le_bytes())?;
-        let mut sorted: Vec<_> = entries.iter().collect();
-        sorted.sort_by_key(|(h, _)| **h);
-        for (hash, v) in sorted {
-            f.write_all(&hash[..])?;
-            for x in v {
-                f.write_all(&x.to_le_bytes())?;
-            }
-        }
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
 }
