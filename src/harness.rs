@@ -67,6 +67,8 @@ pub struct Judged {
     pub outcome: Outcome,
     /// The snapshot body (also the core of a failure message).
     pub body: String,
+    /// The accepted snapshot file, read once for both score stability and the diff.
+    pub accepted: Option<String>,
 }
 
 /// A loaded suite with its catalog and cases, and the model once it is needed.
@@ -172,9 +174,10 @@ impl Session {
             .ok_or("the model returned no embedding for the query")?;
         normalize(&mut query);
         let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query);
-        let accepted = snapshot::accepted_scores(&snapshot::path_of(&self.suite.snapshots_dir, &case.name));
-        let body = report::case_body(case, catalog, &outcome, &accepted);
-        Ok(Judged { outcome, body })
+        let accepted = snapshot::read_accepted(&self.suite.snapshots_dir, &case.name);
+        let scores = accepted.as_deref().map(snapshot::accepted_scores).unwrap_or_default();
+        let body = report::case_body(case, catalog, &outcome, &scores);
+        Ok(Judged { outcome, body, accepted })
     }
 
     /// Runs one case as a trial: thresholds, known-failure mark and snapshot.
@@ -190,6 +193,7 @@ impl Session {
             &found.path.to_string_lossy().replace('\\', "/"),
             fingerprint,
             &judged.body,
+            judged.accepted.as_deref(),
         );
         let mut problems = Vec::new();
         match (judged.outcome.passed(), &case.known_failure) {

@@ -20,11 +20,13 @@ pub fn path_of(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
-/// The score texts of an accepted snapshot, by item id (empty when there is none).
-pub fn accepted_scores(path: &Path) -> Accepted {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Accepted::new();
-    };
+/// The accepted snapshot file of a case, if there is one.
+pub fn read_accepted(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(path_of(dir, name)).ok()
+}
+
+/// The score texts of an accepted snapshot, by item id.
+pub fn accepted_scores(text: &str) -> Accepted {
     // Rows read "rank  score  mark  class  item"; the item id is the rest of the line.
     text.lines()
         .filter_map(|line| {
@@ -63,10 +65,16 @@ pub enum Mismatch {
 
 /// Compares `body` with the accepted snapshot of case `name`, the insta way: insta decides what to write
 /// (a pending `.snap.new` outside CI, nothing with `INSTA_UPDATE=no`) and the returned [`Mismatch`]
-/// carries the diff for the failure message.
-pub fn assert(dir: &Path, name: &str, case_file: &str, fingerprint: &Fingerprint, body: &str) -> Result<(), Mismatch> {
+/// carries the diff for the failure message. `accepted` is the snapshot file as [`read_accepted`] found it.
+pub fn assert(
+    dir: &Path,
+    name: &str,
+    case_file: &str,
+    fingerprint: &Fingerprint,
+    body: &str,
+    accepted: Option<&str>,
+) -> Result<(), Mismatch> {
     let path = std::path::absolute(path_of(dir, name)).unwrap_or_else(|_| path_of(dir, name));
-    let accepted = std::fs::read_to_string(&path).ok();
     let (folder, stem) = (path.parent().unwrap_or(dir).to_owned(), name.rsplit('/').next().unwrap_or(name));
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(folder);
@@ -81,7 +89,7 @@ pub fn assert(dir: &Path, name: &str, case_file: &str, fingerprint: &Fingerprint
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         settings.bind(|| insta::assert_snapshot!(stem, body));
     }));
-    result.map_err(|_| match &accepted {
+    result.map_err(|_| match accepted {
         None => Mismatch::New,
         Some(old) => Mismatch::Changed(diff(body_of(old), body)),
     })

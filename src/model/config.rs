@@ -47,6 +47,15 @@ pub struct Tower {
 }
 
 impl Tower {
+    /// Reads the size keys an open_clip tower config may state (`width`, `layers`, `heads`,
+    /// `head_width`) from `cfg`, found in `file` under `prefix`.
+    fn read_shape(&mut self, cfg: &Value, file: &Path, prefix: &str) {
+        self.width = sourced(cfg, "width", file, prefix);
+        self.layers = sourced(cfg, "layers", file, prefix);
+        self.heads = usize_at(cfg, "heads");
+        self.head_width = usize_at(cfg, "head_width");
+    }
+
     /// The head count: stated heads, else `width / head_width`, else the heads of the standard timm
     /// size the model name spells when the width agrees (so400m: 16, not 1152 / 64), else `width / 64`
     /// (open_clip's default head width, which gives ViT-B/16's 12 heads). At least one head.
@@ -123,10 +132,7 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
         ));
     }
     let v = &mut hints.vision;
-    v.width = sourced(vision, "width", file, "model_cfg.vision_cfg.");
-    v.layers = sourced(vision, "layers", file, "model_cfg.vision_cfg.");
-    v.heads = usize_at(vision, "heads");
-    v.head_width = usize_at(vision, "head_width");
+    v.read_shape(vision, file, "model_cfg.vision_cfg.");
     v.patch = sourced(vision, "patch_size", file, "model_cfg.vision_cfg.");
     // timm towers: the model name spells the patch size (`vit_base_patch16_siglip_224`).
     let timm = vision.get("timm_model_name").and_then(Value::as_str).unwrap_or("");
@@ -159,10 +165,7 @@ pub fn open_clip(hints: &mut Hints, file: &Path) -> Result<()> {
         return Err(unsupported(file, "text_cfg.pool_type", pool, "only 'last' pooling is implemented"));
     }
     let t = &mut hints.text;
-    t.width = sourced(text, "width", file, "model_cfg.text_cfg.");
-    t.layers = sourced(text, "layers", file, "model_cfg.text_cfg.");
-    t.heads = usize_at(text, "heads");
-    t.head_width = usize_at(text, "head_width");
+    t.read_shape(text, file, "model_cfg.text_cfg.");
     t.context = sourced(text, "context_length", file, "model_cfg.text_cfg.");
     t.vocab = sourced(text, "vocab_size", file, "model_cfg.text_cfg.");
     // open_clip's LayerNorm default eps is 1e-5; SigLIP configs set 1e-6.
