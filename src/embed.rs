@@ -54,6 +54,32 @@ pub trait Embedder: Send + Sync {
     /// Embeds images read from `paths`, one vector per path, in order. Implementations batch internally.
     /// An image that is missing or cannot be decoded is an error naming its path.
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>>;
+
+    /// Embeds `texts` as one batch padded to its longest text (transformers' `padding=True`), the way
+    /// the team's pair evaluation embedded captions; production queries are padded to the full context
+    /// ([`Embedder::embed_texts`]). A backend whose text tower ignores padding returns the same vectors.
+    fn embed_texts_padded_to_longest(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.embed_texts(texts)
+    }
+
+    /// The number of tokens each text has after cleaning and tokenisation, before truncation (special
+    /// tokens included), so a caller can warn about texts the context cuts. `None` when the backend has
+    /// no token limit.
+    fn token_counts(&self, texts: &[String]) -> Result<Option<Vec<usize>>> {
+        let _ = texts;
+        Ok(None)
+    }
+
+    /// The text tower's context length in tokens, if it has one.
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
+
+    /// The checkpoint's learned logit scale (already exponentiated) and bias (SigLIP's sigmoid loss
+    /// needs both; CLIP has only a scale), if it has them.
+    fn logit_scale_bias(&self) -> Option<(f32, Option<f32>)> {
+        None
+    }
 }
 
 /// Where a model comes from.
