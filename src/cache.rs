@@ -16,16 +16,15 @@
 //! Stamps: one line per image, `size<TAB>mtime-ns<TAB>hex hash<TAB>path`.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
-use crate::embed::Embedder;
+use crate::embed::{unit_vectors, Embedder};
 use crate::error::{Error, Result};
-use crate::rank::normalize;
+use crate::files::{atomic_write, hex};
 
 const MAGIC: &[u8; 8] = b"FITCHEK1";
 
@@ -83,22 +82,39 @@ fn read_stamps(path: &Path) -> (HashMap<String, (Stamp, Hash)>, Option<u128>) {
     (entries, written)
 }
 
-fn write_stamps(path: &Path, stamps: &[(String, Stamp, Hash)]) -> std::io::Result<()> {
+fn write_stamps(path: &Path, stamps: &[(String, Stamp, Hash)]) -> Result<()> {
     let mut text = String::new();
     for (p, (size, mtime), hash) in stamps {
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        text.push_str(&format!("{size}\t{mtime}\t{hex}\t{p}\n"));
+        text.push_str(&format!("{size}\t{mtime}\t{}\t{p}\n", hex(hash)));
     }
     atomic_write(path, text.as_bytes())
 }
 
+/// The catalog's embeddings and what was learnt while making them.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Normalised embeddings, in catalog order.
+    pub vectors: Vec<Vec<f32>>,
+    /// `sha256:<16 hex>` over every item's id and content hash (see [`catalog_digest`]).
+    pub digest: String,
+    pub stats: CacheStats,
+}
+
+/// The digest of a catalog: SHA-256 over `id NUL content-hash` of every item in id order, so adding,
+/// removing, renaming or editing an image changes it. Shown as `sha256:` and 16 hex digits.
+pub fn catalog_digest<'a>(items: impl IntoIterator<Item = (&'a str, &'a Hash)>) -> String {
+    let mut h = Sha256::new();
+    for (id, hash) in items {
+        h.update(id.as_bytes());
+        h.update([0u8]);
+        h.update(hash);
+    }
+    format!("sha256:{}", &hex(&h.finalize())[..16])
+}
+
 /// Normalised embeddings of every catalog item, in catalog order, reading and updating the cache in
 /// `dir` when one is given.
-pub fn embed_catalog(
-    embedder: &dyn Embedder,
-    catalog: &Catalog,
-    dir: Option<&Path>,
-) -> Result<(Vec<Vec<f32>>, CacheStats)> {
+pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Path>) -> Result<Embedded> {
     let file = dir.map(|d| d.join(format!("{}.emb", embedder.fingerprint().cache_key())));
     let stamps_file = file.as_ref().map(|f| f.with_extension("stamps"));
     let (old_stamps, written) = stamps_file.as_deref().map(read_stamps).unwrap_or_default();
@@ -128,9 +144,9 @@ pub fn embed_catalog(
     let stats = CacheStats { cached: hashes.len() - missing.len(), embedded: missing.len(), hashed };
     if !missing.is_empty() {
         let paths: Vec<&Path> = missing.iter().map(|&i| catalog.items()[i].path.as_path()).collect();
-        let vectors = embedder.embed_images(&paths)?;
-        for (&i, mut v) in missing.iter().zip(vectors) {
-            normalize(&mut v);
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let vectors = unit_vectors(embedder.fingerprint(), "image", &names, embedder.embed_images(&paths)?)?;
+        for (&i, v) in missing.iter().zip(vectors) {
             known.insert(hashes[i], v);
         }
         if let Some(file) = &file {
@@ -143,7 +159,8 @@ pub fn embed_catalog(
         let _ = write_stamps(path, &stamps);
     }
     let vectors = hashes.iter().map(|h| known[h].clone()).collect();
-    Ok((vectors, stats))
+    let digest = catalog_digest(catalog.items().iter().map(|it| it.id.as_str()).zip(&hashes));
+    Ok(Embedded { vectors, digest, stats })
 }
 
 fn read(path: &Path) -> HashMap<Hash, Vec<f32>> {
@@ -171,7 +188,7 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Hash, Vec<f32>>> {
     )
 }
 
-fn write(path: &Path, entries: &HashMap<Hash, Vec<f32>>) -> std::io::Result<()> {
+fn write(path: &Path, entries: &HashMap<Hash, Vec<f32>>) -> Result<()> {
     let dim = entries.values().next().map_or(0, Vec::len);
     if entries.values().any(|v| v.len() != dim) {
         return Ok(());
@@ -189,20 +206,6 @@ fn write(path: &Path, entries: &HashMap<Hash, Vec<f32>>) -> std::io::Result<()> 
         }
     }
     atomic_write(path, &bytes)
-}
-
-/// Writes `bytes` beside `path`, then renames over it, so readers see the old file or the new one.
-fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map_or_else(|| "cache".into(), |n| n.to_string_lossy());
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -70,15 +70,27 @@ struct CaseFile {
     thresholds: RawThresholds,
 }
 
-/// The test name of the case file at `path` under the cases directory `dir`.
+/// The test name of the case file at `path` under the cases directory `dir`: the relative path without
+/// `.toml`, with `/`, in Unicode NFC (macOS file systems hand out decomposed names; snapshots must match
+/// on every OS).
 pub fn name_of(dir: &Path, path: &Path) -> String {
+    use unicode_normalization::UnicodeNormalization;
     let rel = path.strip_prefix(dir).unwrap_or(path).with_extension("");
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    name.nfc().collect()
 }
 
 /// Reads and validates the case file at `path` (named `name`) against the suite and catalog.
 pub fn load(path: &Path, name: String, suite: &Suite, catalog: &Catalog) -> Result<Case> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+            return Err(Error::at_offset(path, &valid, at, "not valid UTF-8: save the case file as UTF-8"));
+        }
+    };
     parse(path, &text, name, suite, catalog)
 }
 

@@ -2,12 +2,13 @@
 //!
 //! Everything above this module (cases, ranking, metrics, snapshots) sees plain `Vec<f32>` vectors and a
 //! [`Fingerprint`]; only the backends behind [`Embedder`] know about tensors, tokenizers or the hub.
-//! Backends return *unnormalised or normalised* vectors as they like: the ranking normalises again, so a
-//! backend cannot break the cosine convention by forgetting to.
+//! Backends may return unnormalised vectors: every vector a backend returns goes through
+//! [`unit_vectors`], the one place that refuses non-finite values and L2-normalises, so a backend cannot
+//! break the cosine convention by forgetting to, and broken weights cannot rank silently.
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What produced a set of embeddings, precise enough to key a cache and to head a snapshot.
 ///
@@ -80,6 +81,23 @@ pub trait Embedder: Send + Sync {
     fn logit_scale_bias(&self) -> Option<(f32, Option<f32>)> {
         None
     }
+}
+
+/// Checks that every value of `vectors` is finite and scales each to unit length. `tower` ("text" or
+/// "image") and `inputs` (the texts or image paths, in order) only name what failed.
+pub fn unit_vectors(
+    fingerprint: &Fingerprint,
+    tower: &'static str,
+    inputs: &[String],
+    mut vectors: Vec<Vec<f32>>,
+) -> Result<Vec<Vec<f32>>> {
+    for (i, v) in vectors.iter_mut().enumerate() {
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::NonFinite { model: fingerprint.model.clone(), tower, input: inputs.get(i).cloned() });
+        }
+        crate::rank::normalize(v);
+    }
+    Ok(vectors)
 }
 
 /// Where a model comes from.

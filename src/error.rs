@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,7 +38,10 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 }
 
 /// Everything that can go wrong in fitcheck.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are cheap to clone (I/O causes are shared), so one failure that concerns every case (a model
+/// that does not load) keeps its type all the way to each case and to the exit code.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Something wrong at a known place in a text file (a case, the suite file, a manifest).
     #[error("{}{}: {message}", path.display(), fmt_pos(.position))]
@@ -45,7 +49,7 @@ pub enum Error {
 
     /// A file that could not be read.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io { path: PathBuf, source: Arc<std::io::Error> },
 
     /// An image that is missing or cannot be decoded.
     #[error("{}: cannot read image: {message}", path.display())]
@@ -55,13 +59,18 @@ pub enum Error {
     #[error("{model}: {message}")]
     Model { model: String, message: String },
 
-    /// An error already rendered with its path (kept as text because it is shared by every trial).
-    #[error("{0}")]
-    Rendered(String),
+    /// A model whose embeddings are not finite numbers: its weights are broken, and ranking by NaN would
+    /// pass or fail cases at random.
+    #[error("{model}: the {tower} tower produced non-finite values (NaN or infinity){}: the weights are broken", fmt_input(.input))]
+    NonFinite { model: String, tower: &'static str, input: Option<String> },
 
     /// No case file was found where cases were looked for.
     #[error("no test cases found: scanned {} for '*.toml' files (other than the suite file)", dir.display())]
     NoCases { dir: PathBuf },
+}
+
+fn fmt_input(input: &Option<String>) -> String {
+    input.as_ref().map(|i| format!(" for '{i}'")).unwrap_or_default()
 }
 
 fn fmt_pos(position: &Option<Position>) -> String {
@@ -84,7 +93,7 @@ impl Error {
 
     /// A read failure of `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_owned(), source }
+        Error::Io { path: path.to_owned(), source: Arc::new(source) }
     }
 
     /// A model failure.

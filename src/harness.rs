@@ -15,14 +15,15 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use crate::cache;
 use crate::case::{self, Case};
 use crate::catalog::Catalog;
-use crate::embed::{Embedder, ModelSource, ModelSpec};
+use crate::embed::{unit_vectors, Embedder, ModelSource, ModelSpec};
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
-use crate::rank::normalize;
-use crate::report::{self, Status, SummaryRow};
-use crate::snapshot;
+use crate::report;
+use crate::result::{CaseResult, CatalogInfo, ModelInfo, RunResult, SnapshotState, SnapshotStatus};
+use crate::snapshot::{self, Accepted};
 use crate::suite::{Suite, SUITE_FILE};
 use crate::toy::ToyEmbedder;
+use crate::verdict::Verdict;
 
 /// Per-run settings that override the suite file, from flags or `FITCHECK_*` variables.
 #[derive(Debug, Clone, Default)]
@@ -53,31 +54,39 @@ impl Overrides {
 pub struct Discovered {
     pub name: String,
     pub path: PathBuf,
-    pub case: std::result::Result<Case, String>,
+    pub case: Result<Case>,
+}
+
+impl Discovered {
+    /// The case file as messages and results show it: relative, with `/`.
+    pub fn file(&self) -> String {
+        self.path.to_string_lossy().replace('\\', "/")
+    }
 }
 
 /// The model and the catalog's embeddings, built once.
 struct Context {
     embedder: Box<dyn Embedder>,
     items: Vec<Vec<f32>>,
+    catalog_digest: String,
 }
 
-/// A case judged by the model.
-pub struct Judged {
-    pub outcome: Outcome,
-    /// The snapshot body (also the core of a failure message).
-    pub body: String,
-    /// The accepted snapshot file, read once for both score stability and the diff.
-    pub accepted: Option<String>,
+/// One case, run: its result (with the one verdict) and the snapshot it is compared with.
+pub struct CaseRun {
+    pub result: CaseResult,
+    /// The accepted snapshot, when there is one.
+    pub accepted: Option<Accepted>,
 }
 
 /// A loaded suite with its catalog and cases, and the model once it is needed.
 pub struct Session {
     pub suite: Suite,
-    pub catalog: std::result::Result<Catalog, String>,
+    catalog: Result<Catalog>,
     pub cases: Vec<Discovered>,
     cache_dir: Option<PathBuf>,
-    context: OnceLock<std::result::Result<Context, String>>,
+    context: OnceLock<Result<Context>>,
+    /// The checkpoint's name in results (its registry name), when not its source.
+    pub name: Option<String>,
 }
 
 /// Makes `path` relative to the working directory when it lies under it, so messages stay short and
@@ -89,19 +98,51 @@ fn relative(path: &Path) -> PathBuf {
     }
 }
 
-/// Finds every case file under `dir`, sorted, skipping the suite file at its top.
-pub fn discover(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+/// A case file found under the cases directory, or a path that looks like one and cannot be.
+pub struct Found {
+    pub path: PathBuf,
+    /// Why this path cannot be a case (a directory named `*.toml`, a second file with the same name).
+    pub problem: Option<Error>,
+}
+
+/// Finds every case file under `dir`, sorted, skipping the suite file at its top. Symbolic links are
+/// followed (a linked case file is a case). A directory named like a case file, and two files whose
+/// names give the same test name (they would share a snapshot), are reported, not skipped.
+pub fn discover(dir: &Path) -> Result<Vec<Found>> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut names: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(dir).to_owned();
             Error::io(&path, e.into())
         })?;
         let path = entry.path();
         let is_toml = path.extension().is_some_and(|e| e == "toml");
-        if entry.file_type().is_file() && is_toml && path != dir.join(SUITE_FILE) {
-            found.push(path.to_owned());
+        if !is_toml || path == dir.join(SUITE_FILE) || entry.depth() == 0 {
+            continue;
         }
+        let problem = if entry.file_type().is_dir() {
+            Some(Error::file(
+                path,
+                "a directory named like a case file: case files are files ending in '.toml'; rename the directory",
+            ))
+        } else {
+            let name = case::name_of(dir, path);
+            match names.get(&name) {
+                Some(first) => Some(Error::file(
+                    path,
+                    format!(
+                        "the test name '{name}' is already taken by {} (names are compared in Unicode NFC form): rename one of them",
+                        first.display()
+                    ),
+                )),
+                None => {
+                    names.insert(name, path.to_owned());
+                    None
+                }
+            }
+        };
+        found.push(Found { path: path.to_owned(), problem });
     }
     if found.is_empty() {
         return Err(Error::NoCases { dir: dir.to_owned() });
@@ -129,122 +170,216 @@ impl Session {
             }),
         };
         let files = discover(&suite.dir)?;
-        let catalog = Catalog::load(&suite.catalog_root, suite.manifest.as_deref()).map_err(|e| e.to_string());
+        let catalog = Catalog::load(&suite.catalog_root, suite.manifest.as_deref());
         let cases = files
             .into_iter()
-            .map(|path| {
-                let name = case::name_of(&suite.dir, &path);
-                let case = match &catalog {
-                    Ok(catalog) => case::load(&path, name.clone(), &suite, catalog).map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("cannot load the catalog: {e}")),
+            .map(|found| {
+                let name = case::name_of(&suite.dir, &found.path);
+                let case = match (found.problem, &catalog) {
+                    (Some(problem), _) => Err(problem),
+                    (None, Ok(catalog)) => case::load(&found.path, name.clone(), &suite, catalog),
+                    (None, Err(e)) => Err(e.clone()),
                 };
-                Discovered { name, path, case }
+                Discovered { name, path: found.path, case }
             })
             .collect();
-        Ok(Session { suite, catalog, cases, cache_dir, context: OnceLock::new() })
+        Ok(Session { suite, catalog, cases, cache_dir, context: OnceLock::new(), name: None })
     }
 
-    fn context(&self) -> std::result::Result<&Context, String> {
+    /// The catalog, or why it could not be loaded.
+    pub fn catalog(&self) -> Result<&Catalog> {
+        self.catalog.as_ref().map_err(Clone::clone)
+    }
+
+    fn context(&self) -> Result<&Context> {
         self.context
             .get_or_init(|| {
-                let catalog = self.catalog.as_ref().map_err(Clone::clone)?;
-                let embedder = open_model(&self.suite.model, catalog).map_err(|e| e.to_string())?;
-                let (items, _) = cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())
-                    .map_err(|e| e.to_string())?;
-                Ok(Context { embedder, items })
+                let catalog = self.catalog()?;
+                let embedder = open_model(&self.suite.model, catalog)?;
+                let embedded = cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())?;
+                Ok(Context { embedder, items: embedded.vectors, catalog_digest: embedded.digest })
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// The fingerprint of the model, opening it if needed.
-    pub fn fingerprint(&self) -> std::result::Result<&crate::Fingerprint, String> {
-        self.context().map(|c| c.embedder.fingerprint())
+    /// The model, opening it (and embedding the catalog) if needed.
+    pub fn embedder(&self) -> Result<&dyn Embedder> {
+        self.context().map(|c| c.embedder.as_ref())
     }
 
-    /// Ranks the catalog for `case` and computes its metrics and snapshot body.
-    pub fn judge(&self, case: &Case) -> std::result::Result<Judged, String> {
+    /// What the snapshot header of `case` says for this model and catalog.
+    pub fn snapshot_header(&self, found: &Discovered) -> Result<snapshot::Header> {
         let ctx = self.context()?;
-        let catalog = self.catalog.as_ref().map_err(Clone::clone)?;
-        let mut query = ctx
-            .embedder
-            .embed_texts(std::slice::from_ref(&case.description))
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or("the model returned no embedding for the query")?;
-        normalize(&mut query);
-        let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query);
-        let accepted = snapshot::read_accepted(&self.suite.snapshots_dir, &case.name);
-        let scores = accepted.as_deref().map(snapshot::accepted_scores).unwrap_or_default();
-        let body = report::case_body(case, catalog, &outcome, &scores);
-        Ok(Judged { outcome, body, accepted })
+        let fp = ctx.embedder.fingerprint();
+        Ok(snapshot::Header {
+            model: fp.model.clone(),
+            revision: fp.revision.clone(),
+            preprocessing: fp.preprocessing.clone(),
+            catalog: format!("{} ({} items)", ctx.catalog_digest, ctx.items.len()),
+            input_file: found.file(),
+        })
     }
 
-    /// Runs one case as a trial: thresholds, known-failure mark and snapshot.
+    /// Runs case `index`: ranks the catalog for its query, computes its metrics and its verdict. An
+    /// ignored case is judged only when `ignored` is set (`--ignored`). The error is for what concerns
+    /// every case (no catalog, a model that does not load or yields non-finite values); a problem with
+    /// this case alone is a result with [`Verdict::Error`].
+    pub fn run_case(&self, index: usize, ignored: bool) -> Result<CaseRun> {
+        let found = &self.cases[index];
+        let file = found.file();
+        let case = match &found.case {
+            Ok(case) => case,
+            Err(e) => {
+                let result = CaseResult::without_outcome(&found.name, &file, None, Verdict::Error, Some(e.to_string()));
+                return Ok(CaseRun { result, accepted: None });
+            }
+        };
+        if case.ignore.is_some() && !ignored {
+            let result = CaseResult::without_outcome(&case.name, &file, Some(case), Verdict::Ignored, None);
+            return Ok(CaseRun { result, accepted: None });
+        }
+        let ctx = self.context()?;
+        let catalog = self.catalog()?;
+        let errored = |e: Error| {
+            let result =
+                CaseResult::without_outcome(&case.name, &file, Some(case), Verdict::Error, Some(e.to_string()));
+            Ok(CaseRun { result, accepted: None })
+        };
+        let accepted = match snapshot::read_accepted(&self.suite.snapshots_dir, &case.name) {
+            Ok(a) => a,
+            Err(e) => return errored(e),
+        };
+        let query = match ctx.embedder.embed_texts(std::slice::from_ref(&case.description)) {
+            Ok(v) => v,
+            Err(e @ Error::NonFinite { .. }) => return Err(e),
+            Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
+        };
+        let fp = ctx.embedder.fingerprint();
+        let Some(query) = unit_vectors(fp, "text", std::slice::from_ref(&case.description), query)?.pop() else {
+            return errored(Error::model(&fp.model, "the model returned no embedding for the query"));
+        };
+        let prior = accepted.as_ref().map(Accepted::order).unwrap_or_default();
+        let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query, &prior);
+        let verdict = Verdict::of(outcome.passed(), case.known_failure.is_some());
+        let mut result = CaseResult::judged(&file, case, catalog, &outcome, verdict);
+        let body = report::snapshot_body(&result);
+        result.snapshot = Some(SnapshotState {
+            status: match &accepted {
+                None => SnapshotStatus::New,
+                Some(a) if snapshot::same_body(&a.body, &body) => SnapshotStatus::Matches,
+                Some(_) => SnapshotStatus::Changed,
+            },
+            accepted_model: accepted.as_ref().map(|a| a.header.model.clone()),
+            accepted_revision: accepted.as_ref().map(|a| a.header.revision.clone()),
+            accepted_catalog: accepted.as_ref().map(|a| a.header.catalog.clone()).filter(|c| !c.is_empty()),
+        });
+        Ok(CaseRun { result, accepted })
+    }
+
+    /// Runs every case (ignored ones stay ignored) and gathers the results. An error means nothing
+    /// could be judged.
+    pub fn run(&self) -> Result<RunResult> {
+        let ctx = self.context()?;
+        let catalog = self.catalog()?;
+        let cases = (0..self.cases.len()).map(|i| self.run_case(i, false).map(|r| r.result)).collect::<Result<_>>()?;
+        let fp = ctx.embedder.fingerprint();
+        Ok(RunResult::new(
+            self.name.clone().unwrap_or_else(|| self.suite.model.source.to_string()),
+            ModelInfo {
+                source: self.suite.model.source.to_string(),
+                model: fp.model.clone(),
+                revision: fp.revision.clone(),
+                preprocessing: fp.preprocessing.clone(),
+                digest: fp.content.clone(),
+            },
+            CatalogInfo {
+                root: self.suite.catalog_root.to_string_lossy().replace('\\', "/"),
+                items: catalog.len(),
+                digest: ctx.catalog_digest.clone(),
+            },
+            cases,
+            self.truncation_warnings()?,
+        ))
+    }
+
+    /// A warning for every query the model's context length cuts short.
+    pub fn truncation_warnings(&self) -> Result<Vec<String>> {
+        let embedder = self.embedder()?;
+        let (Some(context), loaded) =
+            (embedder.context_length(), self.cases.iter().filter_map(|d| d.case.as_ref().ok()))
+        else {
+            return Ok(Vec::new());
+        };
+        let cases: Vec<&Case> = loaded.collect();
+        let texts: Vec<String> = cases.iter().map(|c| c.description.clone()).collect();
+        let Some(counts) = embedder.token_counts(&texts)? else { return Ok(Vec::new()) };
+        Ok(cases
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > context)
+            .map(|(c, n)| {
+                format!(
+                    "{}: the query '{}' has {n} tokens and the model reads {context}: the rest is cut off",
+                    c.path.display(),
+                    c.description
+                )
+            })
+            .collect())
+    }
+
+    /// Runs one case as a trial: its verdict, then its snapshot.
     fn trial(&self, index: usize) -> std::result::Result<(), Failed> {
         let found = &self.cases[index];
-        let case = found.case.as_ref().map_err(|e| Failed::from(e.as_str()))?;
-        let judged = self.judge(case).map_err(Failed::from)?;
-        let fingerprint = self.fingerprint().map_err(Failed::from)?;
-        let snap = snapshot::path_of(&self.suite.snapshots_dir, &case.name);
-        let snapshot = snapshot::assert(
-            &self.suite.snapshots_dir,
-            &case.name,
-            &found.path.to_string_lossy().replace('\\', "/"),
-            fingerprint,
-            &judged.body,
-            judged.accepted.as_deref(),
-        );
+        let run = self.run_case(index, true).map_err(|e| Failed::from(e.to_string()))?;
+        let r = &run.result;
+        let snap = relative(&snapshot::path_of(&self.suite.snapshots_dir, &found.name));
         let mut problems = Vec::new();
-        match (judged.outcome.passed(), &case.known_failure) {
-            (false, None) => problems.push(format!(
+        match r.verdict {
+            Verdict::Error => return Err(r.error.clone().unwrap_or_default().into()),
+            Verdict::Failed => problems.push(format!(
                 "{}\n\n{}\nsnapshot: {}\nif the model is right and the case is wrong, edit {}",
-                report::failed_checks(&judged.outcome.checks, case.k),
-                judged.body,
-                relative(&snap).display(),
+                report::failed_checks(&r.checks, r.k.unwrap_or(0)),
+                report::case_report(r),
+                snap.display(),
                 found.path.display()
             )),
-            (true, Some(reason)) => problems.push(format!(
-                "this known failure passes now ({reason}): remove its 'known_failure' line from {}",
+            Verdict::Fixed => problems.push(format!(
+                "this known failure passes now ({}): remove its 'known_failure' line from {}",
+                r.known_failure.as_deref().unwrap_or(""),
                 found.path.display()
             )),
-            _ => {}
+            Verdict::Passed | Verdict::KnownFailure | Verdict::Ignored => {}
         }
-        match snapshot {
-            Ok(()) => {}
-            Err(snapshot::Mismatch::New) => problems.push(format!(
-                "no snapshot accepted yet for this case: review the new one with 'cargo insta review' (it goes to {})",
-                relative(&snap).display()
+        let header = self.snapshot_header(found).map_err(|e| Failed::from(e.to_string()))?;
+        let body = report::snapshot_body(r);
+        let written = |w: &Option<PathBuf>| match w {
+            Some(p) => format!("the new one is in {}; review it with 'cargo insta review'", relative(p).display()),
+            None => "nothing was written (INSTA_UPDATE=no or CI); run without them to write it for review".into(),
+        };
+        match snapshot::check(
+            &self.suite.snapshots_dir,
+            &found.name,
+            &header,
+            &body,
+            run.accepted.as_ref(),
+            snapshot::Update::from_env(),
+        ) {
+            Ok(snapshot::Status::Matches) => {}
+            Ok(snapshot::Status::New { written: w }) => {
+                problems.push(format!("no snapshot accepted yet for this case ({}): {}", snap.display(), written(&w)))
+            }
+            Ok(snapshot::Status::Changed { diff, written: w }) => problems.push(format!(
+                "the ranking differs from the accepted snapshot {}: {}\n{diff}",
+                snap.display(),
+                written(&w)
             )),
-            Err(snapshot::Mismatch::Changed(diff)) => problems.push(format!(
-                "the ranking differs from the accepted snapshot {}: review it with 'cargo insta review'\n{diff}",
-                relative(&snap).display()
-            )),
+            Err(e) => problems.push(format!("cannot write the snapshot: {e}")),
         }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems.join("\n\n").into())
-        }
-    }
-
-    /// The status of a case and its metrics, for summaries.
-    pub fn status(&self, index: usize) -> (Status, Option<Judged>) {
-        let Ok(case) = &self.cases[index].case else { return (Status::Error, None) };
-        if case.ignore.is_some() {
-            return (Status::Ignored, None);
-        }
-        match self.judge(case) {
-            Err(_) => (Status::Error, None),
-            Ok(j) => {
-                let status = match (j.outcome.passed(), case.known_failure.is_some()) {
-                    (true, false) => Status::Passed,
-                    (false, false) => Status::Failed,
-                    (false, true) => Status::KnownFailure,
-                    (true, true) => Status::Fixed,
-                };
-                (status, Some(j))
-            }
         }
     }
 }
@@ -257,36 +392,9 @@ pub fn open_model(spec: &ModelSpec, catalog: &Catalog) -> Result<Box<dyn Embedde
     }
 }
 
-/// Silences the default panic message of snapshot mismatches: insta has already printed the diff, and
-/// the trial reports the failure itself.
-fn quiet_snapshot_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if !msg.starts_with("snapshot assertion") {
-            default(info);
-        }
-    }));
-}
-
 /// Runs the suite in `dir` as a libtest-mimic harness with `args`; the `harness = false` test target and
 /// `fitcheck test` both call this.
 pub fn run(dir: &Path, args: Arguments) -> ExitCode {
-    // Trials print nothing themselves: the snapshot diff goes into the failure message instead.
-    if std::env::var_os("INSTA_OUTPUT").is_none() {
-        std::env::set_var("INSTA_OUTPUT", "none");
-    }
-    if std::env::var_os("INSTA_WORKSPACE_ROOT").is_none() {
-        if let Some(root) = std::path::absolute(dir).ok().and_then(|d| d.parent().map(Path::to_owned)) {
-            // Called before any trial thread starts.
-            std::env::set_var("INSTA_WORKSPACE_ROOT", root);
-        }
-    }
     let session = match Session::open(dir, &Overrides::from_env()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -294,7 +402,6 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    quiet_snapshot_panics();
     let known: Arc<Mutex<Vec<String>>> = Arc::default();
     let trials = (0..session.cases.len())
         .map(|i| {
@@ -317,42 +424,4 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
         println!("known failures (still failing, as marked): {}\n", known.join(", "));
     }
     conclusion.exit_code()
-}
-
-/// What `fitcheck run` produces: the summary text, machine-readable results at full precision, and
-/// whether the suite passed.
-pub struct RunReport {
-    pub text: String,
-    pub json: serde_json::Value,
-    pub ok: bool,
-}
-
-/// Runs every case of the suite in `dir` and builds the per-case summary and the suite's means.
-pub fn summarize(dir: &Path, overrides: &Overrides) -> Result<RunReport> {
-    let session = Session::open(dir, overrides)?;
-    let fp = session.fingerprint().map_err(Error::Rendered)?;
-    let judged: Vec<(Status, Option<Judged>)> = (0..session.cases.len()).map(|i| session.status(i)).collect();
-    let rows: Vec<SummaryRow> = session
-        .cases
-        .iter()
-        .zip(&judged)
-        .map(|(found, (status, j))| SummaryRow {
-            name: &found.name,
-            status: *status,
-            metrics: j.as_ref().map(|j| &j.outcome.metrics),
-            groups: found.case.as_ref().map(report::groups_of).unwrap_or_default(),
-        })
-        .collect();
-    let mut text = format!("model: {} @ {} ({})\n\n", fp.model, fp.revision, fp.preprocessing);
-    text.push_str(&report::summary(&rows));
-    for found in &session.cases {
-        if let Err(e) = &found.case {
-            text.push_str(&format!("error: {e}\n"));
-        }
-    }
-    let checks: Vec<Option<&[crate::threshold::Check]>> =
-        judged.iter().map(|(_, j)| j.as_ref().map(|j| j.outcome.checks.as_slice())).collect();
-    let json = report::results_json(fp, &rows, &checks);
-    let ok = !rows.iter().any(|r| r.status.fails_suite());
-    Ok(RunReport { text, json, ok })
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fitcheck::commands::{self, CompareRequest, Exit, Outputs};
+use fitcheck::compare::{self, FailOn, Gate};
 use fitcheck::embed::Alpha;
 use fitcheck::harness::{self, Overrides};
 use fitcheck::model::cli::{embed_command, EmbedRequest};
@@ -18,15 +20,59 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every case of a suite and print per-case metrics and the suite's means.
+    ///
+    /// Exit status: 0 every case passed, 1 some case failed, 2 nothing could be judged.
     Run {
         /// The cases directory (holds fitcheck.toml).
         #[arg(long, default_value = "cases")]
         suite: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
-        /// Also write every case's metrics, at full precision, to this JSON file.
+        /// Also write every result, at full precision, with a convention manifest, to this JSON file.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
+        /// Also write the report as GitHub-flavoured Markdown (e.g. $GITHUB_STEP_SUMMARY).
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+    },
+    /// Compare checkpoints on the suite: leaderboard, regressions, fixes, movements, significance.
+    ///
+    /// Exit status: 0 the gate passed, 1 it failed (see --fail-on, --max-drop), 2 nothing could be judged.
+    Compare {
+        /// Candidates: registered names, checkpoint directories or hub-id[@revision].
+        checkpoints: Vec<String>,
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        /// The baseline, instead of the suite file's [model] (FITCHECK_MODEL is ignored here).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Compare every checkpoint registered in the suite file's [[checkpoints]].
+        #[arg(long)]
+        all: bool,
+        /// Use only files already in the hub cache.
+        #[arg(long)]
+        offline: bool,
+        /// When to exit with status 1.
+        #[arg(long, value_enum, default_value_t = FailOn::Regression)]
+        fail_on: FailOn,
+        /// Also fail when a suite mean drops by more than this, e.g. recall=0.02 (repeatable).
+        #[arg(long, value_name = "METRIC=DROP", value_parser = compare::parse_max_drop)]
+        max_drop: Vec<(fitcheck::metrics::Metric, f64)>,
+        /// Write the candidate's snapshots as the accepted ones (for a pull request adopting it).
+        #[arg(long)]
+        write_snapshots: bool,
+        /// Write the comparison, at full precision, with a convention manifest, to this JSON file.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Write the comparison as GitHub-flavoured Markdown.
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+    },
+    /// List the catalog items a selector matches (an id, a glob, or tag:a+b).
+    Items {
+        selector: String,
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
     },
     /// Print a checkpoint's normalised embeddings of texts and images (for debugging a checkpoint).
     Embed {
@@ -52,8 +98,8 @@ enum Command {
         #[arg(long)]
         offline: bool,
         /// Transparent pixels: drop (PIL convert('RGB')), white or black.
-        #[arg(long, default_value = "drop", value_parser = ["drop", "white", "black"])]
-        alpha: String,
+        #[arg(long, value_enum, default_value_t = AlphaArg::Drop)]
+        alpha: AlphaArg,
     },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
@@ -63,6 +109,23 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AlphaArg {
+    Drop,
+    White,
+    Black,
+}
+
+impl From<AlphaArg> for Alpha {
+    fn from(a: AlphaArg) -> Alpha {
+        match a {
+            AlphaArg::Drop => Alpha::Drop,
+            AlphaArg::White => Alpha::White,
+            AlphaArg::Black => Alpha::Black,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -78,49 +141,55 @@ struct ModelArgs {
     offline: bool,
 }
 
+/// Prints a command's report, or its error on stderr with exit status 2.
+fn finish(result: fitcheck::Result<(String, Exit)>) -> ExitCode {
+    match result {
+        Ok((text, exit)) => {
+            print!("{text}");
+            exit.into()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Broken.into()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, model, json } => {
+        Command::Run { suite, model, json, markdown } => {
             let mut overrides = Overrides::from_env();
             overrides.model = model.model.or(overrides.model);
             overrides.revision = model.revision.or(overrides.revision);
             overrides.offline |= model.offline;
-            match harness::summarize(&suite, &overrides) {
-                Ok(report) => {
-                    print!("{}", report.text);
-                    if let Some(path) = json {
-                        let text = serde_json::to_string_pretty(&report.json).expect("json values serialise");
-                        if let Err(e) = std::fs::write(&path, text + "\n") {
-                            eprintln!("error: {}: {e}", path.display());
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                    if report.ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(commands::run(&suite, &overrides, &Outputs { json, markdown }))
         }
+        Command::Compare {
+            checkpoints,
+            suite,
+            baseline,
+            all,
+            offline,
+            fail_on,
+            max_drop,
+            write_snapshots,
+            json,
+            markdown,
+        } => finish(commands::compare(&CompareRequest {
+            suite,
+            checkpoints,
+            baseline,
+            all,
+            offline,
+            gate: Gate { fail_on, max_drop },
+            write_snapshots,
+            outputs: Outputs { json, markdown },
+        })),
+        Command::Items { selector, suite } => finish(commands::items(&suite, &selector).map(|t| (t, Exit::Passed))),
         Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {
-            let alpha = Alpha::from_key(&alpha).unwrap_or_default();
-            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha };
-            match embed_command(&request) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha: alpha.into() };
+            finish(embed_command(&request).map(|t| (t, Exit::Passed)))
         }
         Command::Test { suite, args } => {
             let argv = std::iter::once("fitcheck-test".to_string()).chain(args);

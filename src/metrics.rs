@@ -16,8 +16,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The role an item plays in one case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Class {
     Expected,
     Yellow,
@@ -38,7 +41,8 @@ impl Class {
 }
 
 /// A metric's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     Mrr,
     Recall,
@@ -101,8 +105,9 @@ impl Metric {
     }
 }
 
-/// Every metric of one ranking.
-#[derive(Debug, Clone, PartialEq)]
+/// Every metric of one ranking. Serialised as a map: `{"k": 5, "mrr": 1.0, "recall": 0.5, ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "BTreeMap<String, f64>", try_from = "BTreeMap<String, f64>")]
 pub struct Metrics {
     pub k: usize,
     values: [f64; 9],
@@ -116,6 +121,27 @@ impl Metrics {
     /// `(metric, value)` pairs in display order.
     pub fn iter(&self) -> impl Iterator<Item = (Metric, f64)> + '_ {
         Metric::ALL.into_iter().map(|m| (m, self.get(m)))
+    }
+}
+
+impl From<Metrics> for BTreeMap<String, f64> {
+    fn from(m: Metrics) -> Self {
+        let mut map: BTreeMap<String, f64> = m.iter().map(|(k, v)| (k.key().to_string(), v)).collect();
+        map.insert("k".into(), m.k as f64);
+        map
+    }
+}
+
+impl TryFrom<BTreeMap<String, f64>> for Metrics {
+    type Error = String;
+
+    fn try_from(map: BTreeMap<String, f64>) -> Result<Self, String> {
+        let k = map.get("k").copied().ok_or("metrics without 'k'")?;
+        let mut values = [0.0; 9];
+        for m in Metric::ALL {
+            values[m as usize] = *map.get(m.key()).ok_or_else(|| format!("metrics without '{}'", m.key()))?;
+        }
+        Ok(Metrics { k: k as usize, values })
     }
 }
 
@@ -161,7 +187,7 @@ pub fn compute(ranked: &[Class], k: usize) -> Metrics {
 }
 
 /// The mean of each metric over a group of cases.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
     pub cases: usize,
     pub means: BTreeMap<Metric, f64>,

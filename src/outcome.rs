@@ -9,7 +9,8 @@ use crate::rank::{self, Ranked};
 use crate::threshold::Check;
 
 /// How an expected item fared, as the users' scripts marked it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mark {
     /// ✅ above every red and every yellow item.
     Clear,
@@ -43,9 +44,16 @@ pub struct Outcome {
 
 impl Outcome {
     /// Ranks the catalog (`items[i]` = normalised embedding of catalog item `i`) against `query`.
-    pub fn evaluate(case: &Case, catalog: &Catalog, items: &[Vec<f32>], query: &[f32]) -> Outcome {
+    /// `prior` is the order of a previous ranking (item ids, best first; the accepted snapshot's): near
+    /// ties keep that order (see [`rank::stabilize`]).
+    pub fn evaluate(case: &Case, catalog: &Catalog, items: &[Vec<f32>], query: &[f32], prior: &[String]) -> Outcome {
         let ids: Vec<&str> = catalog.items().iter().map(|it| it.id.as_str()).collect();
-        let ranking = rank::rank(query, items, &ids);
+        let mut ranking = rank::rank(query, items, &ids);
+        if !prior.is_empty() {
+            let position: std::collections::HashMap<&str, usize> =
+                prior.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+            rank::stabilize(&mut ranking, |item| position.get(ids[item]).copied());
+        }
         let ranked_classes: Vec<Class> = ranking.iter().map(|r| case.classes[r.item]).collect();
         let metrics = metrics::compute(&ranked_classes, case.k);
         let checks = case.thresholds.check(&metrics);

@@ -1,9 +1,15 @@
 //! Ranking: every catalog item ordered by cosine similarity to the query.
 //!
-//! Invariants: vectors are L2-normalised here, whatever the backend returned; the order is by score
-//! descending, ties broken by item id descending (as trec_eval does), so a ranking is a pure function of
-//! the scores and the ids. A tie that straddles the cut-off k is reported, because it means the metric at
-//! k depends on that tie-break and not on the model.
+//! Invariants: vectors arrive L2-normalised (see [`crate::embed::unit_vectors`], the one place that
+//! normalises); the order is by score descending, ties broken by item id descending (as trec_eval does),
+//! so a ranking is a pure function of the scores and the ids.
+//!
+//! Float noise: the same model on another machine or thread count moves scores by about 1e-7, which can
+//! swap two items whose scores are that close. Scores closer than [`NEAR_TIE`] are therefore a tie for
+//! ordering, and [`stabilize`] orders such a tie as a previous ranking (the accepted snapshot) did, so
+//! noise can never reorder a ranking while any real change of [`NEAR_TIE`] or more always does. A tie
+//! (or near tie) that straddles the cut-off k is reported, because the metrics at k then depend on the
+//! tie-break and not on the model.
 
 use std::cmp::Ordering;
 
@@ -14,6 +20,10 @@ pub struct Ranked {
     pub item: usize,
     pub score: f32,
 }
+
+/// Scores closer than this are tied for ordering (about a thousand times float noise between machines,
+/// a tenth of the three decimals scores are shown with).
+pub const NEAR_TIE: f32 = 1e-4;
 
 /// Scales `v` to unit length in place (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
@@ -44,9 +54,34 @@ pub fn rank(query: &[f32], items: &[Vec<f32>], ids: &[&str]) -> Vec<Ranked> {
     rank_scores(&scores, ids)
 }
 
-/// Whether the items at ranks k and k+1 (1-based) share a score, so the cut-off splits a tie.
+/// Reorders near ties (adjacent items whose scores differ by less than [`NEAR_TIE`]) as a previous
+/// ranking ordered them. `prior(item)` is the item's position in that ranking, `None` when it was not
+/// shown there; items without a prior position keep their place.
+pub fn stabilize(ranking: &mut [Ranked], prior: impl Fn(usize) -> Option<usize>) {
+    // Near ties are short runs, so a bubble pass until nothing moves is cheap; it swaps only adjacent
+    // pairs that are near-tied and out of the prior order, so it terminates (each swap removes an
+    // inversion of the prior order).
+    let mut moved = true;
+    while moved {
+        moved = false;
+        for i in 0..ranking.len().saturating_sub(1) {
+            let (a, b) = (&ranking[i], &ranking[i + 1]);
+            if (a.score - b.score).abs() >= NEAR_TIE {
+                continue;
+            }
+            if let (Some(pa), Some(pb)) = (prior(a.item), prior(b.item)) {
+                if pb < pa {
+                    ranking.swap(i, i + 1);
+                    moved = true;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the items at ranks k and k+1 (1-based) are tied or nearly tied, so the cut-off splits a tie.
 pub fn tie_at_cutoff(ranking: &[Ranked], k: usize) -> bool {
-    k > 0 && k < ranking.len() && ranking[k - 1].score == ranking[k].score
+    k > 0 && k < ranking.len() && (ranking[k - 1].score - ranking[k].score).abs() < NEAR_TIE
 }
 
 #[cfg(test)]
@@ -64,6 +99,31 @@ mod tests {
         assert!(!tie_at_cutoff(&ranking, 1));
         assert!(!tie_at_cutoff(&ranking, 3));
         assert!(!tie_at_cutoff(&ranking, 4));
+    }
+
+    #[test]
+    fn near_ties_keep_the_prior_order_and_real_moves_do_not() {
+        let ids = ["a", "b", "c"];
+        let prior = |order: &'static [usize]| move |item: usize| order.iter().position(|&i| i == item);
+        // b above a by 0.00009 (< NEAR_TIE): noise; the prior order (a before b) stays.
+        let mut r = rank_scores(&[0.50000, 0.50009, 0.1], &ids);
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [1, 0, 2]);
+        stabilize(&mut r, prior(&[0, 1, 2]));
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [0, 1, 2]);
+        // b above a by 0.00011 (> NEAR_TIE): a real move, shown.
+        let mut r = rank_scores(&[0.50000, 0.50011, 0.1], &ids);
+        stabilize(&mut r, prior(&[0, 1, 2]));
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [1, 0, 2]);
+        // Without a prior position the score order stands.
+        let mut r = rank_scores(&[0.50000, 0.50009, 0.1], &ids);
+        stabilize(&mut r, |_| None);
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [1, 0, 2]);
+        // A run of three near-tied items is put back in the prior order entirely.
+        let mut r = rank_scores(&[0.30000, 0.30002, 0.30004], &ids);
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [2, 1, 0]);
+        stabilize(&mut r, prior(&[0, 1, 2]));
+        assert_eq!(r.iter().map(|x| x.item).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(tie_at_cutoff(&r, 1));
     }
 
     #[test]

@@ -1,81 +1,82 @@
-//! All human-readable output: a case's metrics and marked ranking (shared by failure messages and
-//! snapshots), and the suite summary table.
+//! Human-readable renderings of one run: a case's metrics and marked ranking (the snapshot body, and the
+//! failure message, which adds scores), the terminal summary and its Markdown twin.
 //!
-//! Output is normalised for review: no absolute paths, no timings, metric values rounded to three
-//! decimals. Scores are rounded to three decimals too, and a score that moved by less than one display
-//! unit from the accepted snapshot keeps the accepted text, so float noise across machines and backends
-//! cannot turn into a snapshot diff while a real change (≥ 0.001) always does.
+//! Every function here reads a [`RunResult`] or [`CaseResult`] and returns text: nothing ranks, computes a
+//! metric or opens a model. Output is normalised for review: no absolute paths, no timings, metric values
+//! to three decimals.
+//!
+//! The snapshot body carries no scores: across checkpoints every score moves, and a diff of every row
+//! would hide what matters (which items moved, which metrics changed). Ranks are stable against float
+//! noise because near ties keep the accepted order ([`crate::rank::stabilize`]). Scores are in failure
+//! messages, in `--json` and in the HTML report.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::case::Case;
-use crate::catalog::Catalog;
-use crate::embed::Fingerprint;
-use crate::metrics::{self, Class, Metric, Metrics};
-use crate::outcome::Outcome;
-use crate::threshold::Check;
-
-/// Accepted score texts by item id, read from a previous snapshot.
-pub type Accepted = HashMap<String, String>;
-
-/// The text of `score`, keeping the accepted text when the score moved by less than 0.001.
-fn score_text(score: f32, id: &str, accepted: &Accepted) -> String {
-    let fresh = format!("{score:.3}");
-    match accepted.get(id) {
-        Some(old) if old.parse::<f32>().is_ok_and(|v| (v - score).abs() < 1e-3) => old.clone(),
-        _ => fresh,
-    }
-}
+use crate::metrics::{Aggregate, Class, Metric, Metrics};
+use crate::result::{CaseResult, CheckResult, RankedItem, RunResult};
+use crate::verdict::Verdict;
 
 /// The body of a case's snapshot: query, metrics against thresholds, the marked top of the ranking and
-/// where the expected items below it ended up.
-pub fn case_body(case: &Case, catalog: &Catalog, outcome: &Outcome, accepted: &Accepted) -> String {
-    let mut s = String::new();
-    writeln!(s, "query: {}", case.description).unwrap();
-    writeln!(s, "k: {}", case.k).unwrap();
-    writeln!(s).unwrap();
-    s.push_str(&metrics_table(&outcome.metrics, &outcome.checks));
-    if outcome.tie_at_k {
-        let score = outcome.ranking[case.k - 1].score;
-        writeln!(
-            s,
-            "note: ranks {} and {} share the score {score:.6}: the cut-off k = {} splits a tie (broken by id)",
-            case.k,
-            case.k + 1,
-            case.k
-        )
-        .unwrap();
-    }
-    writeln!(s).unwrap();
+/// where the expected items below it ended up, without scores.
+pub fn snapshot_body(case: &CaseResult) -> String {
+    case_text(case, false)
+}
 
-    let marks = outcome.marks();
-    let top = case.snapshot_top.min(outcome.ranking.len());
-    let row = |s: &mut String, pos: usize| {
-        let r = &outcome.ranking[pos];
-        let id = &catalog.items()[r.item].id;
-        let mark = marks[pos].map_or("·", |m| m.symbol());
-        let class = outcome.ranked_classes[pos].name();
-        writeln!(s, "{:>4}  {:>6}  {mark}  {class:<8}  {id}", pos + 1, score_text(r.score, id, accepted)).unwrap();
+/// The same with every item's score: what a failing case prints.
+pub fn case_report(case: &CaseResult) -> String {
+    case_text(case, true)
+}
+
+fn case_text(case: &CaseResult, scores: bool) -> String {
+    let mut s = String::new();
+    writeln!(s, "query: {}", case.query.as_deref().unwrap_or("")).unwrap();
+    let (Some(metrics), Some(ranking)) = (&case.metrics, &case.ranking) else {
+        if let Some(e) = &case.error {
+            writeln!(s, "error: {e}").unwrap();
+        }
+        return s;
     };
-    writeln!(s, "ranking (top {top} of {}):", outcome.ranking.len()).unwrap();
-    writeln!(s, "rank   score  mark class     item").unwrap();
-    for pos in 0..top {
-        row(&mut s, pos);
+    writeln!(s, "k: {}", metrics.k).unwrap();
+    writeln!(s).unwrap();
+    s.push_str(&metrics_table(metrics, &case.checks));
+    if ranking.tie_at_k {
+        let k = metrics.k;
+        writeln!(s, "note: ranks {k} and {} are tied (scores within 0.0001): the cut-off k = {k} splits a tie", k + 1)
+            .unwrap();
     }
-    let below: Vec<usize> =
-        (top..outcome.ranking.len()).filter(|&p| outcome.ranked_classes[p] == Class::Expected).collect();
+    writeln!(s).unwrap();
+    let row = |s: &mut String, r: &RankedItem| {
+        let mark = r.mark.map_or("·", |m| m.symbol());
+        let class = r.class.name();
+        if scores {
+            writeln!(s, "{:>4}  {:>6.3}  {mark}  {class:<8}  {}", r.rank, r.score, r.id).unwrap();
+        } else {
+            writeln!(s, "{:>4}  {mark}  {class:<8}  {}", r.rank, r.id).unwrap();
+        }
+    };
+    let top = case.snapshot_top.unwrap_or(ranking.top.len()).min(ranking.top.len());
+    writeln!(s, "ranking (top {top} of {}):", ranking.total).unwrap();
+    if scores {
+        writeln!(s, "rank   score  mark class     item").unwrap();
+    } else {
+        writeln!(s, "rank  mark class     item").unwrap();
+    }
+    for r in &ranking.top[..top] {
+        row(&mut s, r);
+    }
+    let below: Vec<&RankedItem> =
+        ranking.classified.iter().filter(|r| r.rank > top && r.class == Class::Expected).collect();
     if !below.is_empty() {
         writeln!(s, "expected items below rank {top}:").unwrap();
-        for pos in below {
-            row(&mut s, pos);
+        for r in below {
+            row(&mut s, r);
         }
     }
     s
 }
 
 /// Every metric, with its threshold and verdict where it has one.
-pub fn metrics_table(metrics: &Metrics, checks: &[Check]) -> String {
+pub fn metrics_table(metrics: &Metrics, checks: &[CheckResult]) -> String {
     let mut s = String::new();
     for (metric, value) in metrics.iter() {
         let label = metric.label(metrics.k);
@@ -83,7 +84,7 @@ pub fn metrics_table(metrics: &Metrics, checks: &[Check]) -> String {
         match checks.iter().find(|c| c.metric == metric) {
             Some(c) => {
                 let verdict = if c.passed { "ok" } else { "FAIL" };
-                writeln!(s, "{label:<20} {value:>6}  {:<7} {verdict}", c.threshold.to_string()).unwrap()
+                writeln!(s, "{label:<20} {value:>6}  {:<7} {verdict}", c.threshold).unwrap()
             }
             None => writeln!(s, "{label:<20} {value:>6}").unwrap(),
         }
@@ -91,7 +92,8 @@ pub fn metrics_table(metrics: &Metrics, checks: &[Check]) -> String {
     s
 }
 
-fn fmt_value(metric: Metric, value: f64) -> String {
+/// A metric value as shown: three decimals, counts as integers.
+pub fn fmt_value(metric: Metric, value: f64) -> String {
     if metric == Metric::Red {
         format!("{value:.0}")
     } else {
@@ -100,7 +102,7 @@ fn fmt_value(metric: Metric, value: f64) -> String {
 }
 
 /// The one-line reason a case failed: every failing threshold.
-pub fn failed_checks(checks: &[Check], k: usize) -> String {
+pub fn failed_checks(checks: &[CheckResult], k: usize) -> String {
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.passed)
@@ -109,51 +111,12 @@ pub fn failed_checks(checks: &[Check], k: usize) -> String {
     format!("{} of {} thresholds failed: {}", failed.len(), checks.len(), failed.join(", "))
 }
 
-/// How one case ended, for the summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Passed,
-    Failed,
-    /// A known failure that still fails: fine.
-    KnownFailure,
-    /// A known failure that now passes: remove the mark.
-    Fixed,
-    Ignored,
-    /// The case could not be loaded or run.
-    Error,
-}
-
-impl Status {
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Passed => "ok",
-            Status::Failed => "FAIL",
-            Status::KnownFailure => "known failure",
-            Status::Fixed => "FIXED (remove known_failure)",
-            Status::Ignored => "ignored",
-            Status::Error => "ERROR",
-        }
-    }
-
-    /// Whether this status fails the suite.
-    pub fn fails_suite(self) -> bool {
-        matches!(self, Status::Failed | Status::Fixed | Status::Error)
-    }
-}
-
-/// One row of the summary.
-pub struct SummaryRow<'a> {
-    pub name: &'a str,
-    pub status: Status,
-    pub metrics: Option<&'a Metrics>,
-    pub groups: Vec<String>,
-}
-
-const SUMMARY_METRICS: [Metric; 6] =
+/// The metrics the summaries show, in order.
+pub const SUMMARY_METRICS: [Metric; 6] =
     [Metric::Mrr, Metric::Recall, Metric::Precision, Metric::Accuracy, Metric::AccuracyStrict, Metric::Ndcg];
 
 /// A column heading of at most ten characters.
-fn short_label(m: Metric) -> &'static str {
+pub fn short_label(m: Metric) -> &'static str {
     match m {
         Metric::Recall => "recall@k",
         Metric::Precision => "prec@k",
@@ -166,10 +129,31 @@ fn short_label(m: Metric) -> &'static str {
     }
 }
 
-/// The per-case table followed by the suite's means overall, per area and per tag.
-pub fn summary(rows: &[SummaryRow]) -> String {
-    let mut s = String::new();
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(24);
+/// One line counting the verdicts.
+pub fn counts_line(run: &RunResult) -> String {
+    let c = |v: Verdict| run.count(v);
+    format!(
+        "{} cases: {} passed, {} failed, {} known failures, {} fixed known failures, {} ignored, {} errors",
+        run.cases.len(),
+        c(Verdict::Passed),
+        c(Verdict::Failed),
+        c(Verdict::KnownFailure),
+        c(Verdict::Fixed),
+        c(Verdict::Ignored),
+        c(Verdict::Error)
+    )
+}
+
+/// The model line: `model: <id> @ <revision> (<preprocessing>)`.
+pub fn model_line(run: &RunResult) -> String {
+    format!("model: {} @ {} ({})", run.model.model, run.model.revision, run.model.preprocessing)
+}
+
+/// `fitcheck run`'s report: the per-case table, the means overall, per area and per tag, the counts,
+/// and every error and warning in full.
+pub fn summary(run: &RunResult) -> String {
+    let mut s = format!("{}\ncatalog: {} ({} items)\n\n", model_line(run), run.catalog.root, run.catalog.items);
+    let width = run.cases.iter().map(|c| c.name.chars().count()).max().unwrap_or(4).max(24);
     let header = |s: &mut String, first: &str| {
         write!(s, "{first:<width$}").unwrap();
         for m in SUMMARY_METRICS {
@@ -178,92 +162,119 @@ pub fn summary(rows: &[SummaryRow]) -> String {
     };
     header(&mut s, "case");
     writeln!(s, "  status").unwrap();
-    for row in rows {
-        write!(s, "{:<width$}", row.name).unwrap();
+    for case in &run.cases {
+        write!(s, "{:<width$}", case.name).unwrap();
         for m in SUMMARY_METRICS {
-            match row.metrics {
+            match &case.metrics {
                 Some(metrics) => write!(s, " {:>10.3}", metrics.get(m)).unwrap(),
                 None => write!(s, " {:>10}", "-").unwrap(),
             }
         }
-        writeln!(s, "  {}", row.status.label()).unwrap();
+        writeln!(s, "  {}", case.verdict.label()).unwrap();
     }
-    let judged: Vec<(Vec<String>, &Metrics)> =
-        rows.iter().filter_map(|r| r.metrics.map(|m| (r.groups.clone(), m))).collect();
-    let (all, groups) = metrics::aggregate(judged);
+    let (all, groups) = (&run.means, &run.group_means);
     writeln!(s).unwrap();
     header(&mut s, "mean over");
     writeln!(s, "  cases").unwrap();
-    let mean_row = |s: &mut String, name: &str, agg: &metrics::Aggregate| {
+    let mean_row = |s: &mut String, name: &str, agg: &Aggregate| {
         write!(s, "{name:<width$}").unwrap();
         for m in SUMMARY_METRICS {
             write!(s, " {:>10.3}", agg.means[&m]).unwrap();
         }
         writeln!(s, "  {}", agg.cases).unwrap();
     };
-    mean_row(&mut s, "suite", &all);
-    for (name, agg) in &groups {
+    mean_row(&mut s, "suite", all);
+    for (name, agg) in groups {
         mean_row(&mut s, name, agg);
     }
-    let count = |st: Status| rows.iter().filter(|r| r.status == st).count();
-    writeln!(
-        s,
-        "\n{} cases: {} passed, {} failed, {} known failures, {} fixed known failures, {} ignored, {} errors",
-        rows.len(),
-        count(Status::Passed),
-        count(Status::Failed),
-        count(Status::KnownFailure),
-        count(Status::Fixed),
-        count(Status::Ignored),
-        count(Status::Error)
-    )
-    .unwrap();
+    writeln!(s, "\n{}", counts_line(run)).unwrap();
+    for case in &run.cases {
+        if let Some(e) = &case.error {
+            writeln!(s, "error: {}: {e}", case.name).unwrap();
+        }
+    }
+    for w in &run.warnings {
+        writeln!(s, "warning: {w}").unwrap();
+    }
     s
 }
 
-/// The run's results at full precision, for machines: model, every case's metrics and checks, means.
-pub fn results_json(fingerprint: &Fingerprint, rows: &[SummaryRow], checks: &[Option<&[Check]>]) -> serde_json::Value {
-    use serde_json::{json, Map, Value};
-    let metric_map = |values: &mut dyn Iterator<Item = (Metric, f64)>| -> Value {
-        Value::Object(values.map(|(m, v)| (m.key().to_string(), json!(v))).collect::<Map<_, _>>())
-    };
-    let cases: Vec<Value> = rows
-        .iter()
-        .zip(checks)
-        .map(|(row, checks)| {
-            json!({
-                "name": row.name,
-                "status": row.status.label(),
-                "k": row.metrics.map(|m| m.k),
-                "metrics": row.metrics.map(|m| metric_map(&mut m.iter())),
-                "checks": checks.map(|cs| cs.iter().map(|c| json!({
-                    "metric": c.metric.key(),
-                    "value": c.value,
-                    "threshold": c.threshold.to_string(),
-                    "passed": c.passed,
-                })).collect::<Vec<_>>()),
-            })
-        })
-        .collect();
-    let judged: Vec<(Vec<String>, &Metrics)> =
-        rows.iter().filter_map(|r| r.metrics.map(|m| (r.groups.clone(), m))).collect();
-    let (all, groups) = metrics::aggregate(judged);
-    let means = |a: &metrics::Aggregate| json!({"cases": a.cases, "means": metric_map(&mut a.means.iter().map(|(m, v)| (*m, *v)))});
-    json!({
-        "model": {
-            "model": fingerprint.model,
-            "revision": fingerprint.revision,
-            "preprocessing": fingerprint.preprocessing,
-        },
-        "cases": cases,
-        "suite": means(&all),
-        "groups": groups.iter().map(|(k, a)| (k.clone(), means(a))).collect::<Map<_, _>>(),
-    })
+/// Escapes text for a Markdown table cell.
+pub fn md_cell(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace('\n', " ")
 }
 
-/// The groups a case's means are reported under: its area folder and `tag:` + each of its tags.
-pub fn groups_of(case: &Case) -> Vec<String> {
-    let mut g: Vec<String> = case.area().map(|a| format!("area:{a}")).into_iter().collect();
-    g.extend(case.tags.iter().map(|t| format!("tag:{t}")));
-    g
+/// `fitcheck run --markdown`: the same report as GitHub-flavoured Markdown, failing cases first.
+pub fn markdown(run: &RunResult) -> String {
+    let mut s = String::new();
+    let icon = if run.passed() { "✅" } else { "❌" };
+    writeln!(s, "## {icon} fitcheck: `{}` @ `{}`\n", md_cell(&run.model.model), md_cell(&run.model.revision)).unwrap();
+    writeln!(s, "{}\n", counts_line(run)).unwrap();
+    writeln!(
+        s,
+        "Preprocessing: {}. Catalog: `{}` ({} items, `{}`).\n",
+        md_cell(&run.model.preprocessing),
+        md_cell(&run.catalog.root),
+        run.catalog.items,
+        run.catalog.digest
+    )
+    .unwrap();
+    let mut order: Vec<&CaseResult> = run.cases.iter().collect();
+    order.sort_by_key(|c| (!c.verdict.fails_suite(), c.verdict == Verdict::KnownFailure, c.name.clone()));
+    let head = |s: &mut String, first: &str, last: &str| {
+        write!(s, "| {first} |").unwrap();
+        for m in SUMMARY_METRICS {
+            write!(s, " {} |", short_label(m)).unwrap();
+        }
+        writeln!(s, " {last} |").unwrap();
+        write!(s, "| --- |").unwrap();
+        for _ in SUMMARY_METRICS {
+            write!(s, " ---: |").unwrap();
+        }
+        writeln!(s, " --- |").unwrap();
+    };
+    let failing: Vec<&&CaseResult> = order.iter().filter(|c| c.verdict.fails_suite()).collect();
+    if !failing.is_empty() {
+        writeln!(s, "### Failing cases\n").unwrap();
+        for c in failing {
+            let why = match (&c.error, c.verdict) {
+                (Some(e), _) => md_cell(e),
+                (None, Verdict::Fixed) => "passes now: remove its `known_failure` line".into(),
+                (None, _) => md_cell(&failed_checks(&c.checks, c.k.unwrap_or(0))),
+            };
+            writeln!(s, "- **{}** ({}): {why}", md_cell(&c.name), c.verdict.label()).unwrap();
+        }
+        writeln!(s).unwrap();
+    }
+    writeln!(s, "<details><summary>Every case</summary>\n").unwrap();
+    head(&mut s, "case", "status");
+    for c in &order {
+        write!(s, "| {} |", md_cell(&c.name)).unwrap();
+        for m in SUMMARY_METRICS {
+            match &c.metrics {
+                Some(metrics) => write!(s, " {:.3} |", metrics.get(m)).unwrap(),
+                None => write!(s, " - |").unwrap(),
+            }
+        }
+        writeln!(s, " {} |", c.verdict.label()).unwrap();
+    }
+    writeln!(s, "\n</details>\n").unwrap();
+    writeln!(s, "### Means\n").unwrap();
+    head(&mut s, "over", "cases");
+    for (name, agg) in
+        std::iter::once(("suite".to_string(), &run.means)).chain(run.group_means.iter().map(|(k, v)| (k.clone(), v)))
+    {
+        write!(s, "| {} |", md_cell(&name)).unwrap();
+        for m in SUMMARY_METRICS {
+            write!(s, " {:.3} |", agg.means[&m]).unwrap();
+        }
+        writeln!(s, " {} |", agg.cases).unwrap();
+    }
+    if !run.warnings.is_empty() {
+        writeln!(s, "\n### Warnings\n").unwrap();
+        for w in &run.warnings {
+            writeln!(s, "- {}", md_cell(w)).unwrap();
+        }
+    }
+    s
 }

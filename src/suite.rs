@@ -14,6 +14,18 @@
 //! mrr = "> 0.3"
 //! ```
 //!
+//! The suite file may also register checkpoints, for `fitcheck compare --all` and the leaderboard:
+//!
+//! ```toml
+//! [[checkpoints]]
+//! name = "sigLip6"
+//! hub = "user/cherrypick-sigLip6"   # or path = "..."
+//! revision = "main"
+//! batch_size = 64                   # the training settings the team tunes, all optional:
+//! epochs = 10                       # epochs, steps, learning_rate, loss, temperature,
+//! learning_rate = 1e-5              # trained_layers, notes
+//! ```
+//!
 //! Relative paths are resolved against the directory holding the suite file. `FITCHECK_MODEL` and
 //! `FITCHECK_REVISION` override the model for one run (see [`ModelSource::from_override`]).
 
@@ -44,6 +56,18 @@ pub struct Suite {
     pub snapshot_top: usize,
     pub thresholds: Thresholds,
     pub snapshots_dir: PathBuf,
+    /// The checkpoints registry (`[[checkpoints]]`), in file order.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// A registered checkpoint: where it is and how it was trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub name: String,
+    pub source: ModelSource,
+    /// Training settings as written (`batch_size`, `epochs`, `steps`, `learning_rate`, `loss`,
+    /// `temperature`, `trained_layers`, `notes`), for the leaderboard's columns.
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +81,25 @@ struct SuiteFile {
     thresholds: RawThresholds,
     #[serde(default)]
     snapshots: SnapshotsTable,
+    #[serde(default)]
+    checkpoints: Vec<Spanned<CheckpointTable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointTable {
+    name: Spanned<String>,
+    path: Option<String>,
+    hub: Option<String>,
+    revision: Option<String>,
+    batch_size: Option<Spanned<i64>>,
+    epochs: Option<Spanned<f64>>,
+    steps: Option<Spanned<i64>>,
+    learning_rate: Option<Spanned<f64>>,
+    loss: Option<String>,
+    temperature: Option<Spanned<f64>>,
+    trained_layers: Option<toml::Value>,
+    notes: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +230,78 @@ impl Suite {
         };
         let thresholds = Thresholds::seed_defaults().overridden(&raw.thresholds, &file, &text)?;
         let snapshots_dir = join_clean(dir, raw.snapshots.dir.as_deref().unwrap_or("../snapshots"));
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        for entry in &raw.checkpoints {
+            let c = entry.get_ref();
+            let name = c.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                return Err(at(c.name.span().start, "empty checkpoint name".into()));
+            }
+            if checkpoints.iter().any(|o| o.name == name) {
+                return Err(at(
+                    c.name.span().start,
+                    format!("checkpoint '{name}' is registered twice: names must differ"),
+                ));
+            }
+            let source = match (&c.path, &c.hub) {
+                (Some(p), None) if c.revision.is_none() => ModelSource::Local(join_clean(dir, p)),
+                (None, Some(h)) => {
+                    ModelSource::Hub { id: h.clone(), revision: c.revision.clone().unwrap_or_else(|| "main".into()) }
+                }
+                (Some(_), None) => {
+                    return Err(at(
+                        entry.span().start,
+                        format!("checkpoint '{name}': 'revision' applies only to a 'hub' checkpoint"),
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(at(
+                        entry.span().start,
+                        format!("checkpoint '{name}' has both 'path' and 'hub': keep one"),
+                    ))
+                }
+                (None, None) => {
+                    return Err(at(
+                        entry.span().start,
+                        format!("checkpoint '{name}' needs 'path' (a directory) or 'hub' (a hub id)"),
+                    ))
+                }
+            };
+            let mut settings = std::collections::BTreeMap::new();
+            if let Some(b) = &c.batch_size {
+                settings.insert("batch_size".into(), positive(&file, &text, b, "batch_size")?.to_string());
+            }
+            if let Some(st) = &c.steps {
+                settings.insert("steps".into(), positive(&file, &text, st, "steps")?.to_string());
+            }
+            for (key, value) in
+                [("epochs", &c.epochs), ("learning_rate", &c.learning_rate), ("temperature", &c.temperature)]
+            {
+                if let Some(v) = value {
+                    if !(*v.get_ref() > 0.0 && v.get_ref().is_finite()) {
+                        return Err(at(
+                            v.span().start,
+                            format!("{key} must be a positive number, got {}", v.get_ref()),
+                        ));
+                    }
+                    settings.insert(key.into(), v.get_ref().to_string());
+                }
+            }
+            if let Some(l) = &c.loss {
+                settings.insert("loss".into(), l.clone());
+            }
+            if let Some(t) = &c.trained_layers {
+                let shown = match t {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                settings.insert("trained_layers".into(), shown);
+            }
+            if let Some(n) = &c.notes {
+                settings.insert("notes".into(), n.clone());
+            }
+            checkpoints.push(Checkpoint { name, source, settings });
+        }
         Ok(Suite {
             dir: dir.to_owned(),
             catalog_root: join_clean(dir, &raw.catalog.root),
@@ -197,6 +312,7 @@ impl Suite {
             snapshot_top,
             thresholds,
             snapshots_dir,
+            checkpoints,
         })
     }
 }

@@ -52,6 +52,7 @@ pub const IMAGE_BATCH: usize = 16;
 /// operation. The price is that the process keeps its peak activation memory (a few hundred MB on
 /// a ViT-B/16) after a forward pass instead of returning it to the OS. Nothing changes numerically.
 /// Skipped when the user tunes the allocator through `GLIBC_TUNABLES`, and outside glibc.
+#[allow(unsafe_code)] // the one exception: glibc's mallopt (see above)
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
