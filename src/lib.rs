@@ -9,6 +9,7 @@ pub mod harness;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
+pub mod pairs;
 pub mod rank;
 pub mod report;
 pub mod snapshot;

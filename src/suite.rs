@@ -12,6 +12,8 @@
 //! snapshot_top = 10
 //! [thresholds]
 //! mrr = "> 0.3"
+//! [pairs]                                        # optional: pair mode (see `pairs`)
+//! file = "../lookbook/pairs/pairs.csv"
 //! ```
 //!
 //! Relative paths are resolved against the directory holding the suite file. `FITCHECK_MODEL` and
@@ -44,6 +46,8 @@ pub struct Suite {
     pub snapshot_top: usize,
     pub thresholds: Thresholds,
     pub snapshots_dir: PathBuf,
+    /// Pair mode's pairs file and settings (`[pairs]`), when the suite has one.
+    pub pairs: Option<crate::pairs::PairsSpec>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +61,7 @@ struct SuiteFile {
     thresholds: RawThresholds,
     #[serde(default)]
     snapshots: SnapshotsTable,
+    pairs: Option<crate::pairs::PairsTable>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +192,7 @@ impl Suite {
         };
         let thresholds = Thresholds::seed_defaults().overridden(&raw.thresholds, &file, &text)?;
         let snapshots_dir = join_clean(dir, raw.snapshots.dir.as_deref().unwrap_or("../snapshots"));
+        let pairs = raw.pairs.as_ref().map(|t| crate::pairs::spec_from_table(&file, &text, dir, t)).transpose()?;
         Ok(Suite {
             dir: dir.to_owned(),
             catalog_root: join_clean(dir, &raw.catalog.root),
@@ -197,6 +203,7 @@ impl Suite {
             snapshot_top,
             thresholds,
             snapshots_dir,
+            pairs,
         })
     }
 }
