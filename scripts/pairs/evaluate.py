@@ -1,5 +1,7 @@
 """Pair mode in Python: the team's checkpoint table, computed with open_clip and transformers.
 
+    .venv/bin/pip install -r scripts/pairs/requirements.txt
+    .venv/bin/python scripts/pairs/make_fixture.py      # tests/fixtures/pairs/tiny/ (first)
     .venv/bin/python scripts/pairs/evaluate.py          # writes tests/fixtures/pairs/reference.json
 
 A reference for fitcheck's pair mode (src/pairs.rs), computed independently of it:
