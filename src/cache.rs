@@ -115,15 +115,30 @@ pub fn catalog_digest<'a>(items: impl IntoIterator<Item = (&'a str, &'a Hash)>) 
 /// Normalised embeddings of every catalog item, in catalog order, reading and updating the cache in
 /// `dir` when one is given.
 pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Path>) -> Result<Embedded> {
+    let paths: Vec<&Path> = catalog.items().iter().map(|it| it.path.as_path()).collect();
+    let (vectors, hashes, stats) = embed_files(embedder, &paths, dir)?;
+    let digest = catalog_digest(catalog.items().iter().map(|it| it.id.as_str()).zip(&hashes));
+    Ok(Embedded { vectors, digest, stats })
+}
+
+/// Normalised embeddings of the images at `paths`, in order, through the same cache file as
+/// [`embed_catalog`] (pair mode's images share it with the catalog's). The stamps file keeps the stamps of
+/// the latest call's paths only, so callers that alternate re-hash each other's images: slower, never wrong.
+pub fn embed_paths(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> Result<(Vec<Vec<f32>>, CacheStats)> {
+    embed_files(embedder, paths, dir).map(|(v, _, stats)| (v, stats))
+}
+
+/// The shared work: vectors, content hashes and statistics.
+fn embed_files(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> Result<(Vec<Vec<f32>>, Vec<Hash>, CacheStats)> {
     let file = dir.map(|d| d.join(format!("{}.emb", embedder.fingerprint().cache_key())));
     let stamps_file = file.as_ref().map(|f| f.with_extension("stamps"));
     let (old_stamps, written) = stamps_file.as_deref().map(read_stamps).unwrap_or_default();
-    let mut stamps = Vec::with_capacity(catalog.len());
+    let mut stamps = Vec::with_capacity(paths.len());
     let mut hashed = 0;
-    for it in catalog.items() {
-        let image_err = |e: std::io::Error| Error::Image { path: it.path.clone(), message: e.to_string() };
-        let stamp = stamp_of(&it.path).map_err(image_err)?;
-        let key = it.path.to_string_lossy().into_owned();
+    for &path in paths {
+        let image_err = |e: std::io::Error| Error::Image { path: path.to_owned(), message: e.to_string() };
+        let stamp = stamp_of(path).map_err(image_err)?;
+        let key = path.to_string_lossy().into_owned();
         let trusted = match (stamp, old_stamps.get(&key), written) {
             (Some(now), Some((then, hash)), Some(w)) if now == *then && now.1 + RACY_NS < w => Some(*hash),
             _ => None,
@@ -132,7 +147,7 @@ pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Pa
             Some(h) => h,
             None => {
                 hashed += 1;
-                Sha256::digest(std::fs::read(&it.path).map_err(image_err)?).into()
+                Sha256::digest(std::fs::read(path).map_err(image_err)?).into()
             }
         };
         stamps.push((key, stamp.unwrap_or_default(), hash));
@@ -143,9 +158,9 @@ pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Pa
     let missing: Vec<usize> = (0..hashes.len()).filter(|&i| !known.contains_key(&hashes[i])).collect();
     let stats = CacheStats { cached: hashes.len() - missing.len(), embedded: missing.len(), hashed };
     if !missing.is_empty() {
-        let paths: Vec<&Path> = missing.iter().map(|&i| catalog.items()[i].path.as_path()).collect();
-        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        let vectors = unit_vectors(embedder.fingerprint(), "image", &names, embedder.embed_images(&paths)?)?;
+        let todo: Vec<&Path> = missing.iter().map(|&i| paths[i]).collect();
+        let names: Vec<String> = todo.iter().map(|p| p.display().to_string()).collect();
+        let vectors = unit_vectors(embedder.fingerprint(), "image", &names, embedder.embed_images(&todo)?)?;
         for (&i, v) in missing.iter().zip(vectors) {
             known.insert(hashes[i], v);
         }
@@ -159,8 +174,7 @@ pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Pa
         let _ = write_stamps(path, &stamps);
     }
     let vectors = hashes.iter().map(|h| known[h].clone()).collect();
-    let digest = catalog_digest(catalog.items().iter().map(|it| it.id.as_str()).zip(&hashes));
-    Ok(Embedded { vectors, digest, stats })
+    Ok((vectors, hashes, stats))
 }
 
 fn read(path: &Path) -> HashMap<Hash, Vec<f32>> {

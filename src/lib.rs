@@ -16,6 +16,7 @@ pub mod harness;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
+pub mod pairs;
 pub mod rank;
 pub mod report;
 pub mod result;

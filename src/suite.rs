@@ -12,6 +12,8 @@
 //! snapshot_top = 10
 //! [thresholds]
 //! mrr = "> 0.3"
+//! [pairs]                                        # optional: pair mode (see `pairs`)
+//! file = "../lookbook/pairs/pairs.csv"
 //! ```
 //!
 //! The suite file may also register checkpoints, for `fitcheck compare --all` and the leaderboard:
@@ -56,6 +58,8 @@ pub struct Suite {
     pub snapshot_top: usize,
     pub thresholds: Thresholds,
     pub snapshots_dir: PathBuf,
+    /// Pair mode's pairs file and settings (`[pairs]`), when the suite has one.
+    pub pairs: Option<crate::pairs::PairsSpec>,
     /// The checkpoints registry (`[[checkpoints]]`), in file order.
     pub checkpoints: Vec<Checkpoint>,
 }
@@ -81,6 +85,7 @@ struct SuiteFile {
     thresholds: RawThresholds,
     #[serde(default)]
     snapshots: SnapshotsTable,
+    pairs: Option<crate::pairs::PairsTable>,
     #[serde(default)]
     checkpoints: Vec<Spanned<CheckpointTable>>,
 }
@@ -230,6 +235,7 @@ impl Suite {
         };
         let thresholds = Thresholds::seed_defaults().overridden(&raw.thresholds, &file, &text)?;
         let snapshots_dir = join_clean(dir, raw.snapshots.dir.as_deref().unwrap_or("../snapshots"));
+        let pairs = raw.pairs.as_ref().map(|t| crate::pairs::spec_from_table(&file, &text, dir, t)).transpose()?;
         let mut checkpoints: Vec<Checkpoint> = Vec::new();
         for entry in &raw.checkpoints {
             let c = entry.get_ref();
@@ -313,6 +319,7 @@ impl Suite {
             thresholds,
             snapshots_dir,
             checkpoints,
+            pairs,
         })
     }
 }

@@ -68,6 +68,25 @@ impl Embedder for ToyEmbedder {
             .collect())
     }
 
+    /// Tag vectors do not depend on padding: the same vectors as [`Embedder::embed_texts`].
+    fn embed_texts_padded_to_longest(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.embed_texts(texts)
+    }
+
+    /// The toy has no tokenizer and no token limit.
+    fn token_counts(&self, _texts: &[String]) -> Result<Option<Vec<usize>>> {
+        Ok(None)
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
+
+    /// No learned logits: there is no sigmoid loss to compute for the toy.
+    fn logit_scale_bias(&self) -> Option<(f32, Option<f32>)> {
+        None
+    }
+
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {
         paths
             .iter()

@@ -91,6 +91,8 @@ pub struct Siglip {
     layout: Layout,
     label: String,
     fingerprint: Fingerprint,
+    /// The learned logit scale (exponentiated) and bias, read from the weights for the sigmoid loss.
+    logit: (f32, f32),
 }
 
 /// The tokenizer files of `source`, or of the base repository its config names when it has none.
@@ -206,6 +208,14 @@ impl Siglip {
         };
         let tensors = header.load_all()?;
         let tensors = rename::to_hf(layout, tensors, &dims).map_err(candle_err(&label, "cannot map the weights"))?;
+        // candle's model keeps its logit tensors private: read them before handing the weights over.
+        // Every layout stores the scale as a logarithm (the models multiply by `logit_scale.exp()`).
+        let scalar = |name: &str| -> Result<f32> {
+            let t = tensors.get(name).ok_or_else(|| Error::model(&label, format!("no '{name}' tensor")))?;
+            let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(candle_err(&label, name))?;
+            v.first().copied().ok_or_else(|| Error::model(&label, format!("'{name}' is empty")))
+        };
+        let logit = (scalar("logit_scale")?.exp(), scalar("logit_bias")?);
         let cfg = candle_config(&dims, &hints, text.pad_id);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let model = siglip::Model::new(&cfg, vb).map_err(candle_err(&label, "cannot build the model"))?;
@@ -233,7 +243,7 @@ impl Siglip {
             ),
             content: content.join(" "),
         };
-        Ok(Siglip { model, text, pixels, dims, layout, label, fingerprint })
+        Ok(Siglip { model, text, pixels, dims, layout, label, fingerprint, logit })
     }
 
     pub fn layout(&self) -> Layout {
@@ -259,18 +269,28 @@ impl Siglip {
 
     /// Normalised text embeddings of already tokenised, padded sequences.
     pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.text_features_of_length(ids, self.dims.context)
+    }
+
+    /// Normalised text embeddings of sequences that all have `len` ids, 1 ≤ `len` ≤ the context.
+    /// candle's text tower takes positions 0..len and pools the last position, as open_clip and
+    /// transformers do for a sequence shorter than the context.
+    fn text_features_of_length(&self, ids: &[Vec<u32>], len: usize) -> Result<Vec<Vec<f32>>> {
         let ctx = self.dims.context;
+        if len == 0 || len > ctx {
+            return Err(Error::model(&self.label, format!("token sequences of {len} ids; the model takes 1 to {ctx}")));
+        }
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(TEXT_BATCH) {
-            if let Some(bad) = chunk.iter().find(|s| s.len() != ctx) {
+            if let Some(bad) = chunk.iter().find(|s| s.len() != len) {
                 return Err(Error::model(
                     &self.label,
-                    format!("a token sequence has {} ids; the model takes exactly {ctx}", bad.len()),
+                    format!("a token sequence has {} ids; the model takes exactly {len} here", bad.len()),
                 ));
             }
             let flat: Vec<u32> = chunk.iter().flatten().copied().collect();
             let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-                let ids = Tensor::from_vec(flat, (chunk.len(), ctx), &Device::Cpu)?;
+                let ids = Tensor::from_vec(flat, (chunk.len(), len), &Device::Cpu)?;
                 let features = self.model.get_text_features(&ids)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
@@ -366,6 +386,26 @@ impl Embedder for Siglip {
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let ids = self.text.encode(texts)?;
         self.text_features(&ids)
+    }
+
+    fn embed_texts_padded_to_longest(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.text.encode_padded_to_longest(texts)?;
+        match ids.first() {
+            None => Ok(Vec::new()),
+            Some(first) => self.text_features_of_length(&ids, first.len()),
+        }
+    }
+
+    fn token_counts(&self, texts: &[String]) -> Result<Option<Vec<usize>>> {
+        self.text.token_counts(texts).map(Some)
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.dims.context)
+    }
+
+    fn logit_scale_bias(&self) -> Option<(f32, Option<f32>)> {
+        Some((self.logit.0, Some(self.logit.1)))
     }
 
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {

@@ -5,6 +5,9 @@
 //! token that the post-processor appends is kept) and right-padded to exactly the context length with
 //! the checkpoint's pad id. SigLIP's text tower pools the last position and uses no attention mask, so
 //! the padding is part of the model's input: an unpadded sequence gives a different embedding.
+//! Pair mode also needs the other padding the Python side offers, to the longest text of a batch
+//! (transformers' `padding=True`): [`TextPipeline::encode_padded_to_longest`] truncates the same way and
+//! pads each batch with the same pad id, only to a shorter length.
 //!
 //! The pad token is read from the checkpoint (`special_tokens_map.json`, then `tokenizer_config.json`,
 //! then the padding block of `tokenizer.json`) and must be in the tokenizer's vocabulary.
@@ -86,6 +89,8 @@ fn collapse(text: &str) -> String {
 /// A checkpoint's tokenizer set up for fixed-length SigLIP input.
 pub struct TextPipeline {
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation or padding, to count the tokens a text really has.
+    counter: Tokenizer,
     path: PathBuf,
     pub cleaning: Cleaning,
     pub context: usize,
@@ -139,6 +144,10 @@ impl TextPipeline {
                 format!("pad token '{pad}' is not in the vocabulary of {}", path.display()),
             ));
         };
+        // A tokenizer.json may carry its own truncation or padding; the counter must have neither.
+        let mut counter = tokenizer.clone();
+        counter.with_truncation(None).map_err(|e| Error::file(path, format!("cannot unset truncation: {e}")))?;
+        counter.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: context, ..Default::default() }))
             .map_err(|e| Error::file(path, format!("cannot set truncation: {e}")))?;
@@ -150,7 +159,14 @@ impl TextPipeline {
             pad_type_id: 0,
             pad_token: pad,
         }));
-        Ok(TextPipeline { tokenizer, path: path.clone(), cleaning, context, pad_id })
+        Ok(TextPipeline { tokenizer, counter, path: path.clone(), cleaning, context, pad_id })
+    }
+
+    fn tokenize(&self, tokenizer: &Tokenizer, text: &str) -> Result<tokenizers::Encoding> {
+        let cleaned = self.cleaning.apply(text);
+        tokenizer
+            .encode(cleaned.as_str(), true)
+            .map_err(|e| Error::file(&self.path, format!("cannot tokenize '{text}': {e}")))
     }
 
     /// Token ids for each text: cleaned, tokenised, truncated and padded to the context length.
@@ -158,12 +174,7 @@ impl TextPipeline {
         texts
             .iter()
             .map(|t| {
-                let cleaned = self.cleaning.apply(t);
-                let enc = self
-                    .tokenizer
-                    .encode(cleaned.as_str(), true)
-                    .map_err(|e| Error::file(&self.path, format!("cannot tokenize '{t}': {e}")))?;
-                let ids = enc.get_ids().to_vec();
+                let ids = self.tokenize(&self.tokenizer, t)?.get_ids().to_vec();
                 if ids.len() != self.context {
                     return Err(Error::file(
                         &self.path,
@@ -173,6 +184,37 @@ impl TextPipeline {
                 Ok(ids)
             })
             .collect()
+    }
+
+    /// Token ids for each text, cleaned, tokenised and truncated exactly as [`TextPipeline::encode`]
+    /// does, but not padded: each sequence ends with its end-of-text token.
+    pub fn encode_unpadded(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        texts
+            .iter()
+            .map(|t| {
+                let enc = self.tokenize(&self.tokenizer, t)?;
+                // Padding is on the right, so the real tokens are the prefix the mask marks.
+                let real = enc.get_attention_mask().iter().filter(|&&m| m == 1).count();
+                Ok(enc.get_ids()[..real].to_vec())
+            })
+            .collect()
+    }
+
+    /// Token ids of one batch padded with the pad id to the batch's longest sequence (transformers'
+    /// `padding=True`), each truncated to the context first.
+    pub fn encode_padded_to_longest(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        let mut ids = self.encode_unpadded(texts)?;
+        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+        for seq in &mut ids {
+            seq.resize(longest, self.pad_id);
+        }
+        Ok(ids)
+    }
+
+    /// How many tokens each text has after cleaning and tokenisation, special tokens included, before
+    /// truncation.
+    pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>> {
+        texts.iter().map(|t| Ok(self.tokenize(&self.counter, t)?.len())).collect()
     }
 }
 
