@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod rank;
 pub mod report;
 pub mod snapshot;
+pub mod stats;
 pub mod suite;
 pub mod threshold;
 pub mod toy;
