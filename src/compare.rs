@@ -240,7 +240,10 @@ pub fn compare(base: &RunResult, cand: &RunResult) -> Comparison {
         .map(|m| {
             let b: Vec<f64> = paired.iter().map(|(b, _)| value(b, m)).collect();
             let c: Vec<f64> = paired.iter().map(|(_, c)| value(c, m)).collect();
-            MetricComparison { metric: m, paired: stats::compare_paired(&b, &c, &opts) }
+            // Both vectors come from the same judged cases and metrics are finite ratios: the only
+            // errors compare_paired reports (unequal lengths, non-finite values) cannot happen here.
+            let paired = stats::compare_paired(&b, &c, &opts).expect("paired metric vectors are equal and finite");
+            MetricComparison { metric: m, paired }
         })
         .collect();
     let means = Metric::ALL

@@ -5,7 +5,7 @@
 //! is cross-checked against the shapes where it states a size. Every value read is optional: a
 //! Marqo `open_clip_config.json` names its vision tower only by timm model name, so the vision
 //! width, depth and patch size come from the shapes, and the head count follows the rule in
-//! [`Hints::heads`]. Options this backend cannot honour (a causal text mask, a resize other than
+//! [`Tower::heads`]. Options this backend cannot honour (a causal text mask, a resize other than
 //! squash, a filter other than bicubic) are errors naming the file and the key, never ignored.
 
 use std::path::{Path, PathBuf};
