@@ -33,7 +33,7 @@
 //! (n = 0) the means, the difference and the interval are 0, p = 1, and `too_small` is set; when every
 //! case is a tie, p = 1 (every sign vector gives the observed mean) and `too_small` is set too.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Two values closer than this are a tie.
 pub const TIE_TOLERANCE: f64 = 1e-9;
@@ -61,7 +61,7 @@ impl Default for Options {
 }
 
 /// The comparison of a candidate with a baseline on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paired {
     /// Number of cases.
     pub n: usize,
