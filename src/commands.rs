@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::compare::{self, Gate};
 use crate::compare_report;
-use crate::document::{Document, Manifest};
+use crate::document::{Document, Manifest, NamedPairs};
 use crate::embed::ModelSource;
 use crate::error::{Error, Result};
 use crate::files::atomic_write;
@@ -67,7 +67,7 @@ pub fn run(suite: &Path, overrides: &Overrides, outputs: &Outputs) -> Result<(St
         runs: vec![run],
         comparisons: Vec::new(),
         notes: Vec::new(),
-        pairs: None,
+        pairs: Vec::new(),
     };
     outputs.write(&doc, || report::markdown(&doc.runs[0]))?;
     let exit = if doc.runs[0].passed() { Exit::Passed } else { Exit::Failed };
@@ -167,14 +167,15 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
         runs.push(run);
         sessions.push(session);
     }
+    let mut pairs = Vec::new();
+    if let Some(spec) = &suite.pairs {
+        for (session, run) in sessions.iter().zip(&runs) {
+            let report = crate::pairs::evaluate(session.embedder()?, spec, session.cache_dir())?;
+            pairs.push(NamedPairs { name: run.name.clone(), report });
+        }
+    }
     let comparisons: Vec<_> = runs[1..].iter().map(|c| compare::compare(&runs[0], c)).collect();
-    let doc = Document {
-        manifest: Manifest::current(suite.k),
-        notes: compare::notes(&runs[0]),
-        runs,
-        comparisons,
-        pairs: None,
-    };
+    let doc = Document { manifest: Manifest::current(suite.k), notes: compare::notes(&runs[0]), runs, comparisons, pairs };
     let reasons = compare::gate(&doc.runs, &doc.comparisons, &req.gate);
     // Everything is computed: now write, snapshots last (they change the suite).
     req.outputs.write(&doc, || compare_report::markdown(&doc))?;

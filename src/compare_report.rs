@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::compare::{CaseChange, Change, Comparison, Movement, RankMove};
 use crate::document::Document;
 use crate::metrics::{Aggregate, Metric};
-use crate::report::{md_cell, short_label, SUMMARY_METRICS};
+use crate::report::{fmt_value, md_cell, short_label, SUMMARY_METRICS};
 use crate::result::RunResult;
 use crate::verdict::Verdict;
 
@@ -48,15 +48,17 @@ pub fn movement_lines(m: &Movement) -> Vec<String> {
             m.expected.iter().map(|e| format!("{} {} → {}", e.id, fmt_rank(e.from), fmt_rank(e.to))).collect();
         lines.push(format!("expected items moved: {}", list.join(", ")));
     }
-    if !m.entered.is_empty() {
-        lines.push(format!("entered the top {}: {}", m.k, moves(&m.entered, m.k, true)));
+    let others: Vec<RankMove> = m.entered.iter().filter(|e| !m.red_entered.contains(e)).cloned().collect();
+    if !others.is_empty() {
+        let label = if m.red_entered.is_empty() { "entered the top" } else { "also entered the top" };
+        lines.push(format!("{label} {}: {}", m.k, moves(&others, m.k, true)));
     }
     if !m.left.is_empty() {
         lines.push(format!("left the top {}: {}", m.k, moves(&m.left, m.k, false)));
     }
     if !m.metrics.is_empty() {
         let list: Vec<String> =
-            m.metrics.iter().map(|d| format!("{} {:.3} → {:.3}", d.metric.label(m.k), d.base, d.cand)).collect();
+            m.metrics.iter().map(|d| format!("{} {} → {}", d.metric.label(m.k), fmt_value(d.metric, d.base), fmt_value(d.metric, d.cand))).collect();
         lines.push(list.join(", "));
     }
     lines
@@ -184,6 +186,11 @@ pub fn text(doc: &Document) -> String {
         }
     }
 
+    if !doc.pairs.is_empty() {
+        let named: Vec<(&str, &crate::pairs::PairReport)> = doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
+        s.push('\n');
+        s.push_str(&crate::pairs::render_text(&named));
+    }
     for cmp in &doc.comparisons {
         s.push('\n');
         s.push_str(&comparison_text(cmp));
@@ -252,7 +259,7 @@ fn comparison_text(cmp: &Comparison) -> String {
         )
         .unwrap();
         if let Some(n) = &p.note {
-            notes.insert(n.clone());
+            notes.insert(format!("{}: {n}", metric_name(m.metric)));
         }
     }
     for n in notes {
@@ -342,6 +349,12 @@ pub fn markdown(doc: &Document) -> String {
         }
     }
     writeln!(s, "\n</details>\n").unwrap();
+    if !doc.pairs.is_empty() {
+        let named: Vec<(&str, &crate::pairs::PairReport)> = doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
+        writeln!(s, "### Pair table\n").unwrap();
+        s.push_str(&crate::pairs::render_markdown(&named));
+        writeln!(s).unwrap();
+    }
 
     for cmp in &doc.comparisons {
         writeln!(s, "### {} against {}\n", md_cell(&cmp.candidate), md_cell(&cmp.baseline)).unwrap();
@@ -393,7 +406,7 @@ pub fn markdown(doc: &Document) -> String {
             )
             .unwrap();
             if let Some(n) = &p.note {
-                notes.insert(n.clone());
+                notes.insert(format!("{}: {n}", metric_name(m.metric)));
             }
         }
         for n in notes {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Comparison;
+use crate::pairs::PairReport;
 use crate::result::RunResult;
 
 /// How the numbers in a results file were computed.
@@ -73,6 +74,14 @@ impl Manifest {
     }
 }
 
+/// One checkpoint's pair-mode table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedPairs {
+    /// The run's name.
+    pub name: String,
+    pub report: PairReport,
+}
+
 /// A results file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
@@ -85,9 +94,9 @@ pub struct Document {
     /// Warnings about the comparison as a whole (catalog changed, accepted snapshots of another model).
     #[serde(default)]
     pub notes: Vec<String>,
-    /// The checkpoints' pair-mode tables, when the suite names a pairs file.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub pairs: Option<serde_json::Value>,
+    /// The checkpoints' pair-mode tables, in run order, when the suite names a pairs file.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub pairs: Vec<NamedPairs>,
 }
 
 impl Document {

@@ -72,15 +72,15 @@ ndcg@2                1.000
 red@2                     0
 
 ranking (top 8 of 8):
-rank   score  mark class     item
-   1   0.816  ✅  expected  jean/wide-negro
-   2   0.816  ✅  expected  jean/wide-azul
-   3   0.408  ·  red       jean/skinny-azul
-   4   0.408  ·  yellow    jean/palazzo-azul
-   5   0.000  ·  red       vestido/rojo
-   6   0.000  ·  red       remera/roja
-   7   0.000  ·  red       remera/celeste
-   8   0.000  ·  red       camisa/celeste
+rank  mark class     item
+   1  ✅  expected  jean/wide-negro
+   2  ✅  expected  jean/wide-azul
+   3  ·  red       jean/skinny-azul
+   4  ·  yellow    jean/palazzo-azul
+   5  ·  red       vestido/rojo
+   6  ·  red       remera/roja
+   7  ·  red       remera/celeste
+   8  ·  red       camisa/celeste
 ";
 
 /// How trial `name` ended ("ok", "FAILED", "ignored"), read from libtest's aligned output.
@@ -118,15 +118,17 @@ fn new_snapshots_are_pending_until_accepted_then_pass() {
     assert_ne!(run.code, 0, "a new snapshot must fail until reviewed:\n{}", run.out);
     assert!(pending.is_file(), "{}", run.out);
     assert!(!accepted.exists());
-    assert!(run.out.contains("no snapshot accepted yet for this case: review the new one with 'cargo insta review' (it goes to snapshots/prendas/jean-wide-leg.snap)"), "{}", run.out);
+    assert!(run.out.contains("no snapshot accepted yet for this case (snapshots/prendas/jean-wide-leg.snap): the new one is in snapshots/prendas/jean-wide-leg.snap.new; review it with 'cargo insta review'"), "{}", run.out);
 
     // Accepting (what `cargo insta accept` does) and re-running passes.
     let run = fitcheck_test(dir.path(), "always", &[]);
     assert_eq!(run.code, 0, "{}", run.out);
     assert_eq!(snapshot_body(&accepted), JEAN_WIDE_LEG);
     let header = std::fs::read_to_string(&accepted).unwrap();
-    assert!(header.contains("model: toy"), "{header}");
-    assert!(header.contains("input_file: cases/prendas/jean-wide-leg.toml"), "{header}");
+    assert!(header.contains("model: \"toy\""), "{header}");
+    assert!(header.contains("input_file: \"cases/prendas/jean-wide-leg.toml\""), "{header}");
+    // The catalog digest: 8 toy images.
+    assert!(header.contains("catalog: \"sha256:") && header.contains(" (8 items)\""), "{header}");
     assert!(!header.contains(&*dir.path().to_string_lossy()), "no absolute paths:\n{header}");
 
     let run = fitcheck_test(dir.path(), "no", &[]);
@@ -309,14 +311,20 @@ fn run_prints_a_summary_and_writes_full_precision_results() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
-    let jean = &json["cases"][1];
+    let run = &json["runs"][0];
+    let jean = &run["cases"][1];
     assert_eq!(jean["name"], "prendas/jean-wide-leg");
     assert_eq!(jean["metrics"]["precision"], 0.6);
     // ndcg@5 at full precision: (2 + 2/log2 3 + 1/log2 5) / (2 + 2/log2 3 + 1/log2 4).
     let want = (2.0 + 2.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (2.0 + 2.0 / 3f64.log2() + 0.5);
     assert!((jean["metrics"]["ndcg"].as_f64().unwrap() - want).abs() < 1e-12);
-    assert_eq!(json["groups"]["tag:jean"]["cases"], 1);
-    assert_eq!(json["suite"]["means"]["precision"], 0.8);
+    assert_eq!(jean["verdict"], "failed");
+    assert_eq!(run["group_means"]["tag:jean"]["cases"], 1);
+    assert_eq!(run["means"]["means"]["precision"], 0.8);
+    assert_eq!(run["counts"]["passed"], 1);
+    assert_eq!(run["counts"]["failed"], 1);
+    assert_eq!(json["manifest"]["ndcg_gains"]["yellow"], 1);
+    assert_eq!(json["manifest"]["default_k"], 2);
 }
 
 #[test]
@@ -329,9 +337,113 @@ fn a_missing_model_is_one_clear_error() {
         .env("FITCHECK_CACHE", "off")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "nothing could be judged");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "error: ./nope: not a checkpoint directory: give an existing directory or a hub id such as 'Marqo/marqo-fashionSigLIP'\n"
     );
+}
+
+/// Runs `fitcheck ARGS` in `dir` off CI, without the cache.
+fn fitcheck(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("CI")
+        .env_remove("FITCHECK_MODEL")
+        .env("INSTA_UPDATE", "no")
+        .env("FITCHECK_CACHE", "off")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Run { code: out.status.code().unwrap_or(-1), out: text }
+}
+
+#[test]
+fn run_exits_0_when_all_pass_1_when_cases_fail_2_when_nothing_can_be_judged() {
+    let dir = toy_suite();
+    assert_eq!(fitcheck(dir.path(), &["run"]).code, 0);
+
+    // A case file that does not parse is a failed case, not a broken run; its message is in the summary.
+    write(dir.path(), "cases/colores/roto.toml", "description = \"x\"\nexpected = \n");
+    let run = fitcheck(dir.path(), &["run"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.out.contains("colores/roto                      -          -"), "{}", run.out);
+    assert!(run.out.contains("error: colores/roto: cases/colores/roto.toml:2:12: "), "{}", run.out);
+    std::fs::remove_file(dir.path().join("cases/colores/roto.toml")).unwrap();
+
+    // A suite file that does not parse, a missing catalog: nothing can be judged.
+    let suite = dir.path().join("cases/fitcheck.toml");
+    let good = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&suite, good.replace("root = \"../catalog\"", "root = \"../nowhere\"")).unwrap();
+    let run = fitcheck(dir.path(), &["run"]);
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(run.out.contains("error: catalog"), "{}", run.out);
+    std::fs::write(&suite, good.replace("[catalog]", "[catalogue]")).unwrap();
+    let run = fitcheck(dir.path(), &["run"]);
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(run.out.contains("error: cases/fitcheck.toml:"), "{}", run.out);
+}
+
+#[test]
+fn discovery_reports_what_cannot_be_a_case_instead_of_skipping_it() {
+    let dir = toy_suite();
+    // A directory named like a case file.
+    std::fs::create_dir_all(dir.path().join("cases/colores/raro.toml")).unwrap();
+    // The same name in two Unicode forms: "camión" precomposed (NFC) and decomposed (NFD, as macOS
+    // writes it) are two files here but one test name.
+    write(dir.path(), "cases/colores/cami\u{f3}n.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
+    write(dir.path(), "cases/colores/camio\u{301}n.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
+    // A case file that is not UTF-8: byte 0xE9 (latin-1 é) on line 2, after 17 valid characters.
+    std::fs::write(dir.path().join("cases/colores/latin1.toml"), b"expected = [\"x\"]\ndescription = \"caf\xe9\"\n").unwrap();
+    let run = fitcheck_test(dir.path(), "no", &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.out.contains("cases/colores/raro.toml: a directory named like a case file"), "{}", run.out);
+    assert!(run.out.contains("the test name 'colores/cami\u{f3}n' is already taken by cases/colores/cami"), "{}", run.out);
+    assert!(run.out.contains("cases/colores/latin1.toml:2:19: not valid UTF-8: save the case file as UTF-8"), "{}", run.out);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_case_file_is_a_case() {
+    let dir = toy_suite();
+    let elsewhere = write(dir.path(), "shared/remera.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("cases/colores/enlace.toml")).unwrap();
+    let run = fitcheck_test(dir.path(), "no", &["--list"]);
+    assert!(run.out.contains("colores/enlace: test"), "{}", run.out);
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_is_a_message_not_a_panic() {
+    let dir = toy_suite();
+    // A file where the snapshot folder should be.
+    write(dir.path(), "snapshots/prendas", "not a folder");
+    let run = fitcheck_test(dir.path(), "auto", &["--exact", "prendas/jean-wide-leg"]);
+    assert_ne!(run.code, 0);
+    assert!(run.out.contains("cannot write the snapshot: snapshots/prendas"), "{}", run.out);
+    assert!(!run.out.contains("panicked"), "{}", run.out);
+}
+
+#[test]
+fn the_registry_rejects_unknown_keys_with_their_position() {
+    let dir = toy_suite();
+    let suite = dir.path().join("cases/fitcheck.toml");
+    let text = std::fs::read_to_string(&suite).unwrap()
+        + "\n[[checkpoints]]\nname = \"a\"\npath = \"../ckpt\"\nbatch_size = 64\nlearnig_rate = 1e-5\n";
+    std::fs::write(&suite, text).unwrap();
+    let run = fitcheck(dir.path(), &["run"]);
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(run.out.contains("error: cases/fitcheck.toml:16:1: unknown field 'learnig_rate'"), "{}", run.out);
+}
+
+#[test]
+fn items_previews_what_a_selector_matches() {
+    let dir = toy_suite();
+    let run = fitcheck(dir.path(), &["items", "tag:jean+wide-leg"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    assert!(run.out.starts_with("jean/wide-azul"), "{}", run.out);
+    assert!(run.out.contains("jean/wide-negro"), "{}", run.out);
+    assert!(run.out.ends_with("2 of 8 items match 'tag:jean+wide-leg'\n"), "{}", run.out);
+    let run = fitcheck(dir.path(), &["items", "zapato/*"]);
+    assert_eq!(run.code, 2, "{}", run.out);
 }
