@@ -1,5 +1,7 @@
 //! fitcheck: a regression test harness for text-to-image retrieval models.
 
+#![deny(unsafe_code)]
+
 pub mod cache;
 pub mod case;
 pub mod catalog;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fitcheck::embed::Alpha;
+use fitcheck::embed::{Alpha, Pipeline};
 use fitcheck::harness::{self, Overrides};
 use fitcheck::model::cli::{embed_command, EmbedRequest};
 
@@ -51,9 +51,12 @@ enum Command {
         /// Use only files already in the hub cache.
         #[arg(long)]
         offline: bool,
-        /// Transparent pixels: drop (PIL convert('RGB')), white or black.
-        #[arg(long, default_value = "drop", value_parser = ["drop", "white", "black"])]
-        alpha: String,
+        /// Transparent pixels: drop (PIL convert('RGB'), the default), white or black (rgb_first only).
+        #[arg(long, value_parser = ["drop", "white", "black"])]
+        alpha: Option<String>,
+        /// Convert to RGB then resize (rgb_first), or resize in the source mode then convert (open_clip).
+        #[arg(long, value_enum, default_value_t = Pipeline::RgbFirst)]
+        pipeline: Pipeline,
     },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
@@ -108,9 +111,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {
-            let alpha = Alpha::from_key(&alpha).unwrap_or_default();
-            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha };
+        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha, pipeline } => {
+            let alpha = alpha.as_deref().and_then(Alpha::from_key);
+            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha, pipeline };
             match embed_command(&request) {
                 Ok(text) => {
                     print!("{text}");
