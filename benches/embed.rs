@@ -321,7 +321,12 @@ fn status_kib(field: &str) -> Option<u64> {
 fn child_load(dir: &Path) -> Result<()> {
     let before = status_kib("VmHWM:").unwrap_or(0);
     let start = Instant::now();
-    let spec = ModelSpec { source: ModelSource::Local(dir.to_path_buf()), offline: true, alpha: Alpha::Drop };
+    let spec = ModelSpec {
+        source: ModelSource::Local(dir.to_path_buf()),
+        offline: true,
+        alpha: Alpha::Drop,
+        pipeline: Default::default(),
+    };
     let model = Siglip::open(&spec)?;
     let seconds = start.elapsed().as_secs_f64();
     let after = status_kib("VmHWM:").context("no VmHWM in /proc/self/status")?;
@@ -377,7 +382,12 @@ fn main() -> Result<()> {
     let load_before = loadavg();
     let load = if o.load { Some(measure_load(&dir)?) } else { None };
 
-    let spec = ModelSpec { source: ModelSource::Local(dir.clone()), offline: true, alpha: Alpha::Drop };
+    let spec = ModelSpec {
+        source: ModelSource::Local(dir.clone()),
+        offline: true,
+        alpha: Alpha::Drop,
+        pipeline: Default::default(),
+    };
     let model = Siglip::open(&spec)?;
     let size = model.dims().image_size();
     let per = 3 * size * size;

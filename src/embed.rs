@@ -84,7 +84,8 @@ pub trait Embedder: Send + Sync {
 }
 
 /// Checks that every value of `vectors` is finite and scales each to unit length. `tower` ("text" or
-/// "image") and `inputs` (the texts or image paths, in order) only name what failed.
+/// "image") and `inputs` (the texts or image paths, in order, as messages quote them) only name what
+/// failed.
 pub fn unit_vectors(
     fingerprint: &Fingerprint,
     tower: &'static str,
@@ -170,11 +171,44 @@ impl Alpha {
     }
 }
 
+/// In which order an image is converted to RGB and resized (see `model::pixels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Pipeline {
+    /// `convert('RGB')`, then resize: the team's scripts and Marqo's processor.
+    #[default]
+    #[value(name = "rgb_first")]
+    RgbFirst,
+    /// Resize in the image's own Pillow mode, then `convert('RGB')`: plain open_clip's `preprocess`.
+    #[value(name = "open_clip")]
+    OpenClip,
+}
+
+impl Pipeline {
+    pub const KEYS: [&'static str; 2] = ["rgb_first", "open_clip"];
+
+    pub fn from_key(key: &str) -> Option<Pipeline> {
+        match key {
+            "rgb_first" => Some(Pipeline::RgbFirst),
+            "open_clip" => Some(Pipeline::OpenClip),
+            _ => None,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Pipeline::RgbFirst => "rgb_first",
+            Pipeline::OpenClip => "open_clip",
+        }
+    }
+}
+
 /// Everything needed to open a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
     pub source: ModelSource,
     /// Use only files already in the hub cache; a missing file is an error naming it.
     pub offline: bool,
+    /// Transparent pixels under the `rgb_first` pipeline (`open_clip` has Pillow's own rule).
     pub alpha: Alpha,
+    pub pipeline: Pipeline,
 }

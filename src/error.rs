@@ -61,7 +61,7 @@ pub enum Error {
 
     /// A model whose embeddings are not finite numbers: its weights are broken, and ranking by NaN would
     /// pass or fail cases at random.
-    #[error("{model}: the {tower} tower produced non-finite values (NaN or infinity){}: the weights are broken", fmt_input(.input))]
+    #[error("{model}: the {tower} tower produced non-finite values (NaN or inf){}: the weights are broken", fmt_input(.input))]
     NonFinite { model: String, tower: &'static str, input: Option<String> },
 
     /// No case file was found where cases were looked for.
@@ -70,7 +70,7 @@ pub enum Error {
 }
 
 fn fmt_input(input: &Option<String>) -> String {
-    input.as_ref().map(|i| format!(" for '{i}'")).unwrap_or_default()
+    input.as_ref().map(|i| format!(" for {i}")).unwrap_or_default()
 }
 
 fn fmt_pos(position: &Option<Position>) -> String {

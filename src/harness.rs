@@ -261,7 +261,7 @@ impl Session {
             Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
         };
         let fp = ctx.embedder.fingerprint();
-        let Some(query) = unit_vectors(fp, "text", std::slice::from_ref(&case.description), query)?.pop() else {
+        let Some(query) = unit_vectors(fp, "text", &[format!("'{}'", case.description)], query)?.pop() else {
             return errored(Error::model(&fp.model, "the model returned no embedding for the query"));
         };
         let prior = accepted.as_ref().map(Accepted::order).unwrap_or_default();

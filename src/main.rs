@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fitcheck::commands::{self, CompareRequest, Exit, Outputs};
 use fitcheck::compare::{self, FailOn, Gate};
-use fitcheck::embed::Alpha;
+use fitcheck::embed::{Alpha, Pipeline};
 use fitcheck::harness::{self, Overrides};
 use fitcheck::model::cli::{embed_command, EmbedRequest};
 
@@ -97,9 +97,12 @@ enum Command {
         /// Use only files already in the hub cache.
         #[arg(long)]
         offline: bool,
-        /// Transparent pixels: drop (PIL convert('RGB')), white or black.
-        #[arg(long, value_enum, default_value_t = AlphaArg::Drop)]
-        alpha: AlphaArg,
+        /// Transparent pixels: drop (PIL convert('RGB'), the default), white or black (rgb_first only).
+        #[arg(long, value_enum)]
+        alpha: Option<AlphaArg>,
+        /// Convert to RGB then resize (rgb_first), or resize in the source mode then convert (open_clip).
+        #[arg(long, value_enum, default_value_t = Pipeline::RgbFirst)]
+        pipeline: Pipeline,
     },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
@@ -187,8 +190,9 @@ fn main() -> ExitCode {
             outputs: Outputs { json, markdown },
         })),
         Command::Items { selector, suite } => finish(commands::items(&suite, &selector).map(|t| (t, Exit::Passed))),
-        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {
-            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha: alpha.into() };
+        Command::Embed { model, revision, texts, images, json, tokens, offline, alpha, pipeline } => {
+            let alpha = alpha.map(Alpha::from);
+            let request = EmbedRequest { model, revision, texts, images, json, tokens, offline, alpha, pipeline };
             finish(embed_command(&request).map(|t| (t, Exit::Passed)))
         }
         Command::Test { suite, args } => {

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::embed::{Alpha, ModelSource, ModelSpec};
+use crate::embed::{Alpha, ModelSource, ModelSpec, Pipeline};
 use crate::error::{Error, Result};
 use crate::threshold::{RawThresholds, Thresholds};
 
@@ -117,6 +117,7 @@ struct ModelTable {
     #[serde(default)]
     offline: bool,
     alpha: Option<Spanned<String>>,
+    pipeline: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +224,21 @@ impl Suite {
                 at(a.span().start, format!("unknown alpha mode '{}' (known: {})", a.get_ref(), Alpha::KEYS.join(", ")))
             })?,
         };
-        let model = ModelSpec { source, offline: m.offline, alpha };
+        let pipeline = match &m.pipeline {
+            None => Pipeline::default(),
+            Some(p) => Pipeline::from_key(p.get_ref()).ok_or_else(|| {
+                at(p.span().start, format!("unknown pipeline '{}' (known: {})", p.get_ref(), Pipeline::KEYS.join(", ")))
+            })?,
+        };
+        if let (Pipeline::OpenClip, Some(a)) = (pipeline, &m.alpha) {
+            return Err(at(
+                a.span().start,
+                "'alpha' applies only to pipeline = \"rgb_first\"; pipeline = \"open_clip\" handles transparency \
+                 as Pillow does (premultiplied resize, then alpha dropped): remove one of the two keys"
+                    .into(),
+            ));
+        }
+        let model = ModelSpec { source, offline: m.offline, alpha, pipeline };
 
         let k = match &raw.defaults.k {
             Some(k) => positive(&file, &text, k, "k")?,
@@ -327,6 +342,27 @@ impl Suite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_model_table(model: &str) -> Result<Suite> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[model]\npath = \"ckpt\"\n{model}\n[catalog]\nroot = \"photos\"\n");
+        std::fs::write(dir.path().join(SUITE_FILE), text).unwrap();
+        Suite::load(dir.path())
+            .map_err(|e| Error::Rendered(e.to_string().replace(&dir.path().display().to_string(), "DIR")))
+    }
+
+    #[test]
+    fn pipeline_key_parses_and_is_checked() {
+        assert_eq!(load_model_table("").unwrap().model.pipeline, Pipeline::RgbFirst);
+        assert_eq!(load_model_table("pipeline = \"rgb_first\"").unwrap().model.pipeline, Pipeline::RgbFirst);
+        assert_eq!(load_model_table("pipeline = \"open_clip\"").unwrap().model.pipeline, Pipeline::OpenClip);
+        let err = load_model_table("pipeline = \"pil\"").unwrap_err().to_string();
+        assert_eq!(err, "DIR/fitcheck.toml:3:12: unknown pipeline 'pil' (known: rgb_first, open_clip)");
+        let err = load_model_table("pipeline = \"open_clip\"\nalpha = \"white\"").unwrap_err().to_string();
+        assert!(err.starts_with("DIR/fitcheck.toml:4:9: 'alpha' applies only to pipeline = \"rgb_first\""), "{err}");
+        let both = load_model_table("pipeline = \"rgb_first\"\nalpha = \"white\"").unwrap();
+        assert_eq!(both.model.alpha, Alpha::White);
+    }
 
     #[test]
     fn joins_clean_parent_steps() {

@@ -3,7 +3,8 @@
 
 Run from the repository root:
 
-    python scripts/fidelity/generate.py
+    python scripts/fidelity/generate.py                  # everything
+    python scripts/fidelity/generate.py --pipeline-only  # only tests/fixtures/siglip/pipeline/
 
 The script rewrites tests/fixtures/siglip/ completely, except the hand-written
 README.md. It builds a small sentencepiece tokenizer, two tiny SigLIP configurations with random weights,
@@ -884,11 +885,110 @@ def main() -> None:
         if name == "tiny-a":
             make_broken(OUT / "broken", d_mq, sd)
 
+    make_pipeline_fixtures()
+
     print(json.dumps(summary, indent=2))
     if mismatches_log:
         print("hf layout: SiglipTokenizer vs canonical clean + tokenizer.json mismatches:")
         print("\n".join(mismatches_log))
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+# --------------------------------------------------------------------------------------------
+# The open_clip pipeline: resize in the source mode, then convert
+# --------------------------------------------------------------------------------------------
+
+
+def make_pipeline_images(out: Path) -> list[dict]:
+    """Images whose Pillow mode makes open_clip's order (resize, then convert('RGB')) differ from
+    the team's (convert, then resize). Sizes are odd so that NEAREST's position rounding matters."""
+    import skimage.data as data
+
+    out.mkdir(parents=True, exist_ok=True)
+
+    def photo(name: str, size: tuple[int, int]) -> Image.Image:
+        return Image.fromarray(getattr(data, name)()).resize(size, Image.Resampling.LANCZOS)
+
+    made = []
+
+    def add(fname: str, what: str) -> None:
+        with Image.open(out / fname) as im:
+            made.append({"file": fname, "what": what, "pil_mode": im.mode, "size": list(im.size)})
+
+    # rembg-style cut-out: transparent background, black under it, a soft edge.
+    cut = np.asarray(photo("chelsea", (150, 100))).copy()
+    yy, xx = np.mgrid[0:100, 0:150]
+    r = np.sqrt(((xx - 75) / 60.0) ** 2 + ((yy - 50) / 40.0) ** 2)
+    alpha = np.clip((1.15 - r) / 0.15 * 255, 0, 255).astype(np.uint8)
+    cut[alpha == 0] = 0
+    Image.fromarray(np.dstack([cut, alpha]), "RGBA").save(out / "cutout_black.png")
+    add("cutout_black.png", "RGBA cut-out: opaque ellipse, soft edge, transparent black background")
+
+    photo("astronaut", (97, 61)).quantize(colors=24, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                                          ).save(out / "palette.png")
+    add("palette.png", "palette (P) PNG, 24 colours, 97x61")
+
+    pal = photo("coffee", (71, 45)).quantize(colors=12, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    pal.save(out / "palette_trns.png", transparency=0)
+    add("palette_trns.png", "palette PNG with a tRNS chunk (index 0 transparent), 71x45")
+
+    cam = np.asarray(Image.fromarray(data.camera()).resize((80, 50), Image.Resampling.LANCZOS))
+    ramp = np.tile(np.linspace(0, 255, 80).astype(np.uint8), (50, 1))
+    ramp[:, :12] = 0  # a fully transparent band
+    Image.fromarray(np.dstack([cam, ramp]), "LA").save(out / "gray_alpha.png")
+    add("gray_alpha.png", "LA PNG, alpha 0 on the left, then ramping to 255, 80x50")
+
+    low = np.asarray(Image.fromarray(data.camera()).resize((66, 58), Image.Resampling.LANCZOS)).astype(np.uint16) * 2
+    Image.fromarray(low).save(out / "gray16.png")
+    add("gray16.png", "16-bit grey (I;16) PNG, values 0..510: resized in 16 bits, then clipped at 255")
+
+    bits = np.asarray(photo("astronaut", (53, 47)).convert("L")) > 110
+    Image.fromarray(bits).save(out / "bilevel.png")
+    add("bilevel.png", "1-bit (mode 1) PNG, 53x47")
+    return made
+
+
+@torch.no_grad()
+def make_pipeline_fixtures() -> None:
+    """tests/fixtures/siglip/pipeline/: the images above, and per configuration what plain
+    open_clip computes for them (`preprocess(Image.open(p))` of the open_clip/ checkpoint, then
+    `encode_image(normalize=True)`), next to the team's order (`pixel_values`) for comparison.
+    Reads the open_clip/ checkpoints already written; changes nothing else."""
+    out = OUT / "pipeline"
+    if out.exists():
+        shutil.rmtree(out)
+    info = make_pipeline_images(out / "images")
+    write_json(out / "images.json", info)
+    files = [d["file"] for d in info]
+    for name in CONFIGS:
+        d_oc = OUT / name / "open_clip"
+        model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{d_oc}", device="cpu")
+        model.eval()
+        px_oc, px_rgb = [], []
+        for f in files:
+            with Image.open(out / "images" / f) as im:
+                px_oc.append(preprocess(im))
+            px_rgb.append(torch.from_numpy(pixel_values(out / "images" / f, CONFIGS[name]["image_size"])))
+        px_oc, px_rgb = torch.stack(px_oc), torch.stack(px_rgb)
+        e_oc = model.encode_image(px_oc, normalize=True)
+        e_rgb = model.encode_image(px_rgb, normalize=True)
+        save_file({
+            "pixel_values": px_oc.to(torch.float32).contiguous(),
+            "image_embeds": e_oc.to(torch.float32).contiguous(),
+            "pixel_values_rgb_first": px_rgb.to(torch.float32).contiguous(),
+            "image_embeds_rgb_first": e_rgb.to(torch.float32).contiguous(),
+        }, str(out / f"{name}.safetensors"), metadata={"format": "pt"})
+        write_json(out / f"{name}.json", {
+            "config": name, "checkpoint": f"../{name}/open_clip", "images": files,
+            "preprocess": repr(preprocess),
+            "pixel_pipeline": "open_clip preprocess(Image.open(p)): Resize((S, S), BICUBIC) in the source mode, "
+                              "convert('RGB'), ToTensor, Normalize(0.5, 0.5)",
+            "pixel_pipeline_rgb_first": "Image.open(p).convert('RGB').resize((S, S), BICUBIC), x / 127.5 - 1",
+            "max_abs_embed_diff_between_pipelines": {
+                f: float((e_oc[i] - e_rgb[i]).abs().max()) for i, f in enumerate(files)
+            },
+            "versions": versions(),
+        })
 
 
 def make_broken(out: Path, src: Path, sd: dict[str, torch.Tensor]) -> None:
@@ -932,4 +1032,9 @@ def make_broken(out: Path, src: Path, sd: dict[str, torch.Tensor]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--pipeline-only"]:
+        # Adds tests/fixtures/siglip/pipeline/ from the checkpoints already there, leaving every
+        # other fixture untouched.
+        register_timm_models()
+        sys.exit(make_pipeline_fixtures())
     sys.exit(main())

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::Siglip;
-use crate::embed::{Alpha, Embedder, ModelSource, ModelSpec};
+use crate::embed::{Alpha, Embedder, ModelSource, ModelSpec, Pipeline};
 use crate::error::{Error, Result};
 
 /// The `embed` subcommand's arguments.
@@ -25,7 +25,9 @@ pub struct EmbedRequest {
     /// Also print the token ids (and the cleaned text) of each text.
     pub tokens: bool,
     pub offline: bool,
-    pub alpha: Alpha,
+    /// `None` when not given (`drop` then; it may not be given with the `open_clip` pipeline).
+    pub alpha: Option<Alpha>,
+    pub pipeline: Pipeline,
 }
 
 /// Loads the model, embeds everything asked for and returns the report to print.
@@ -34,8 +36,16 @@ pub fn embed_command(req: &EmbedRequest) -> Result<String> {
     if req.texts.is_empty() && req.images.is_empty() {
         return Err(Error::model(&source, "nothing to embed: give at least one --text or --image"));
     }
-    let model = Siglip::open(&ModelSpec { source, offline: req.offline, alpha: req.alpha })?;
-    let ids = model.token_ids(&req.texts)?;
+    if let (Pipeline::OpenClip, Some(_)) = (req.pipeline, req.alpha) {
+        return Err(Error::model(
+            &source,
+            "--alpha applies only to --pipeline rgb_first; --pipeline open_clip handles transparency as Pillow does: \
+             leave out one of the two",
+        ));
+    }
+    let spec = ModelSpec { source, offline: req.offline, alpha: req.alpha.unwrap_or_default(), pipeline: req.pipeline };
+    let model = Siglip::open(&spec)?;
+    let ids = model.text_pipeline().encode(&req.texts)?;
     let text_vecs = model.text_features(&ids)?;
     let paths: Vec<&std::path::Path> = req.images.iter().map(PathBuf::as_path).collect();
     let image_vecs = model.embed_images(&paths)?;

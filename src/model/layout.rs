@@ -88,42 +88,348 @@ impl Dims {
     }
 }
 
-/// Tensor names of the anchors sizes are read from, per layout, without prefix.
-struct Names {
-    patch: &'static str,
-    pos: &'static str,
-    v_block: &'static str,
-    v_fc1: &'static str,
-    tok: &'static str,
-    t_pos: &'static str,
-    t_block: &'static str,
-    t_fc1: &'static str,
-    proj: &'static str,
+/// Which blocks a [`Row`] repeats over; `{i}` in its names is the block index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocks {
+    Once,
+    Vision,
+    Text,
 }
 
-const OPEN_CLIP: Names = Names {
-    patch: "visual.trunk.patch_embed.proj.weight",
-    pos: "visual.trunk.pos_embed",
-    v_block: "visual.trunk.blocks.",
-    v_fc1: "visual.trunk.blocks.0.mlp.fc1.weight",
-    tok: "text.token_embedding.weight",
-    t_pos: "text.positional_embedding",
-    t_block: "text.transformer.resblocks.",
-    t_fc1: "text.transformer.resblocks.0.mlp.c_fc.weight",
-    proj: "text.text_projection.weight",
+/// How a [`Row`]'s open_clip tensor(s) become its transformers tensor(s). No transposes: both sides
+/// store linear weights as `[out, in]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transform {
+    /// The same tensor under another name.
+    Copy,
+    /// One fused `[3n, …]` tensor split in three along dim 0, in q, k, v order (views, no copy).
+    SplitQkv,
+    /// The pooling head's `q` `[n, …]` and `kv` `[2n, …]` concatenated along dim 0 into `[3n, …]`.
+    ConcatQkv,
+    /// `[1, N, W]` squeezed to `[N, W]`.
+    Squeeze,
+    /// A 0-d scalar reshaped to `[1]`; any one-element shape is accepted on either side.
+    Scalar,
+}
+
+/// What a [`Row`] holds, with its transformers-side shape: a linear or norm module is a `.weight`
+/// and a `.bias` (`{s}` in its names), a parameter is one tensor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Linear { out: fn(&Dims) -> usize, inp: fn(&Dims) -> usize },
+    Norm(fn(&Dims) -> usize),
+    Param(fn(&Dims) -> Vec<usize>),
+}
+
+/// One entry of [`TENSORS`]: the open_clip name pattern(s) (without the Marqo `model.` prefix), the
+/// transformers name pattern(s), the shape and the transform.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    pub blocks: Blocks,
+    pub open_clip: &'static [&'static str],
+    pub hf: &'static [&'static str],
+    pub kind: Kind,
+    pub transform: Transform,
+}
+
+/// Every tensor of a SigLIP checkpoint, in open_clip's and in transformers' naming: the one table
+/// the key sets and shapes ([`expected`]), the anchors sizes are read from ([`dims`]) and the
+/// renaming for candle ([`super::rename::to_hf`]) all come from. A new size needs nothing here (all
+/// shapes derive from [`Dims`]); a new SigLIP variant is new rows.
+pub(crate) const TENSORS: &[Row] = {
+    use Blocks::{Once, Text, Vision};
+    use Kind::{Linear, Norm, Param};
+    use Transform::{ConcatQkv, Copy, Scalar, SplitQkv, Squeeze};
+    const fn r(
+        blocks: Blocks,
+        open_clip: &'static [&'static str],
+        hf: &'static [&'static str],
+        kind: Kind,
+        transform: Transform,
+    ) -> Row {
+        Row { blocks, open_clip, hf, kind, transform }
+    }
+    &[
+        // Vision embeddings.
+        r(
+            Once,
+            &["visual.trunk.patch_embed.proj.weight"],
+            &["vision_model.embeddings.patch_embedding.weight"],
+            Param(|d| vec![d.v_width, d.channels, d.patch, d.patch]),
+            Copy,
+        ),
+        r(
+            Once,
+            &["visual.trunk.patch_embed.proj.bias"],
+            &["vision_model.embeddings.patch_embedding.bias"],
+            Param(|d| vec![d.v_width]),
+            Copy,
+        ),
+        r(
+            Once,
+            &["visual.trunk.pos_embed"],
+            &["vision_model.embeddings.position_embedding.weight"],
+            Param(|d| vec![d.grid * d.grid, d.v_width]),
+            Squeeze,
+        ),
+        // Vision blocks.
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.norm1.{s}"],
+            &["vision_model.encoder.layers.{i}.layer_norm1.{s}"],
+            Norm(|d| d.v_width),
+            Copy,
+        ),
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.norm2.{s}"],
+            &["vision_model.encoder.layers.{i}.layer_norm2.{s}"],
+            Norm(|d| d.v_width),
+            Copy,
+        ),
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.attn.qkv.{s}"],
+            &[
+                "vision_model.encoder.layers.{i}.self_attn.q_proj.{s}",
+                "vision_model.encoder.layers.{i}.self_attn.k_proj.{s}",
+                "vision_model.encoder.layers.{i}.self_attn.v_proj.{s}",
+            ],
+            Linear { out: |d| d.v_width, inp: |d| d.v_width },
+            SplitQkv,
+        ),
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.attn.proj.{s}"],
+            &["vision_model.encoder.layers.{i}.self_attn.out_proj.{s}"],
+            Linear { out: |d| d.v_width, inp: |d| d.v_width },
+            Copy,
+        ),
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.mlp.fc1.{s}"],
+            &["vision_model.encoder.layers.{i}.mlp.fc1.{s}"],
+            Linear { out: |d| d.v_mlp, inp: |d| d.v_width },
+            Copy,
+        ),
+        r(
+            Vision,
+            &["visual.trunk.blocks.{i}.mlp.fc2.{s}"],
+            &["vision_model.encoder.layers.{i}.mlp.fc2.{s}"],
+            Linear { out: |d| d.v_width, inp: |d| d.v_mlp },
+            Copy,
+        ),
+        // Vision head: final norm and attention pooling (MAP).
+        r(Once, &["visual.trunk.norm.{s}"], &["vision_model.post_layernorm.{s}"], Norm(|d| d.v_width), Copy),
+        r(
+            Once,
+            &["visual.trunk.attn_pool.latent"],
+            &["vision_model.head.probe"],
+            Param(|d| vec![1, 1, d.v_width]),
+            Copy,
+        ),
+        r(
+            Once,
+            &["visual.trunk.attn_pool.q.{s}", "visual.trunk.attn_pool.kv.{s}"],
+            &["vision_model.head.attention.in_proj_{s}"],
+            Linear { out: |d| 3 * d.v_width, inp: |d| d.v_width },
+            ConcatQkv,
+        ),
+        r(
+            Once,
+            &["visual.trunk.attn_pool.proj.{s}"],
+            &["vision_model.head.attention.out_proj.{s}"],
+            Linear { out: |d| d.v_width, inp: |d| d.v_width },
+            Copy,
+        ),
+        r(Once, &["visual.trunk.attn_pool.norm.{s}"], &["vision_model.head.layernorm.{s}"], Norm(|d| d.v_width), Copy),
+        r(
+            Once,
+            &["visual.trunk.attn_pool.mlp.fc1.{s}"],
+            &["vision_model.head.mlp.fc1.{s}"],
+            Linear { out: |d| d.v_mlp, inp: |d| d.v_width },
+            Copy,
+        ),
+        r(
+            Once,
+            &["visual.trunk.attn_pool.mlp.fc2.{s}"],
+            &["vision_model.head.mlp.fc2.{s}"],
+            Linear { out: |d| d.v_width, inp: |d| d.v_mlp },
+            Copy,
+        ),
+        // Text embeddings.
+        r(
+            Once,
+            &["text.token_embedding.weight"],
+            &["text_model.embeddings.token_embedding.weight"],
+            Param(|d| vec![d.vocab, d.t_width]),
+            Copy,
+        ),
+        r(
+            Once,
+            &["text.positional_embedding"],
+            &["text_model.embeddings.position_embedding.weight"],
+            Param(|d| vec![d.context, d.t_width]),
+            Copy,
+        ),
+        // Text blocks.
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.ln_1.{s}"],
+            &["text_model.encoder.layers.{i}.layer_norm1.{s}"],
+            Norm(|d| d.t_width),
+            Copy,
+        ),
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.ln_2.{s}"],
+            &["text_model.encoder.layers.{i}.layer_norm2.{s}"],
+            Norm(|d| d.t_width),
+            Copy,
+        ),
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.attn.in_proj_{s}"],
+            &[
+                "text_model.encoder.layers.{i}.self_attn.q_proj.{s}",
+                "text_model.encoder.layers.{i}.self_attn.k_proj.{s}",
+                "text_model.encoder.layers.{i}.self_attn.v_proj.{s}",
+            ],
+            Linear { out: |d| d.t_width, inp: |d| d.t_width },
+            SplitQkv,
+        ),
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.attn.out_proj.{s}"],
+            &["text_model.encoder.layers.{i}.self_attn.out_proj.{s}"],
+            Linear { out: |d| d.t_width, inp: |d| d.t_width },
+            Copy,
+        ),
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.mlp.c_fc.{s}"],
+            &["text_model.encoder.layers.{i}.mlp.fc1.{s}"],
+            Linear { out: |d| d.t_mlp, inp: |d| d.t_width },
+            Copy,
+        ),
+        r(
+            Text,
+            &["text.transformer.resblocks.{i}.mlp.c_proj.{s}"],
+            &["text_model.encoder.layers.{i}.mlp.fc2.{s}"],
+            Linear { out: |d| d.t_width, inp: |d| d.t_mlp },
+            Copy,
+        ),
+        // Text head.
+        r(Once, &["text.ln_final.{s}"], &["text_model.final_layer_norm.{s}"], Norm(|d| d.t_width), Copy),
+        r(
+            Once,
+            &["text.text_projection.{s}"],
+            &["text_model.head.{s}"],
+            Linear { out: |d| d.embed, inp: |d| d.t_width },
+            Copy,
+        ),
+        // The sigmoid loss's scale and bias.
+        r(Once, &["logit_scale"], &["logit_scale"], Param(|_| vec![1]), Scalar),
+        r(Once, &["logit_bias"], &["logit_bias"], Param(|_| vec![1]), Scalar),
+    ]
 };
 
-const HF: Names = Names {
-    patch: "vision_model.embeddings.patch_embedding.weight",
-    pos: "vision_model.embeddings.position_embedding.weight",
-    v_block: "vision_model.encoder.layers.",
-    v_fc1: "vision_model.encoder.layers.0.mlp.fc1.weight",
-    tok: "text_model.embeddings.token_embedding.weight",
-    t_pos: "text_model.embeddings.position_embedding.weight",
-    t_block: "text_model.encoder.layers.",
-    t_fc1: "text_model.encoder.layers.0.mlp.fc1.weight",
-    proj: "text_model.head.weight",
-};
+/// One tensor group of [`TENSORS`] with names and shapes filled in for a block and a suffix.
+#[derive(Debug, Clone)]
+pub(crate) struct Mapped {
+    /// open_clip names (without prefix) and shapes: one, or two for [`Transform::ConcatQkv`].
+    pub open_clip: Vec<(String, Vec<usize>)>,
+    /// transformers names and shapes: one, or three for [`Transform::SplitQkv`].
+    pub hf: Vec<(String, Vec<usize>)>,
+    pub transform: Transform,
+}
+
+impl Row {
+    /// The transformers-side shape of the tensor with suffix `s` (`weight`, `bias`, or none).
+    fn hf_shape(&self, d: &Dims, s: &str) -> Vec<usize> {
+        match self.kind {
+            Kind::Linear { out, inp } if s == "weight" => vec![out(d), inp(d)],
+            Kind::Linear { out, .. } => vec![out(d)],
+            Kind::Norm(n) => vec![n(d)],
+            Kind::Param(shape) => shape(d),
+        }
+    }
+
+    /// The suffixes `{s}` takes.
+    fn suffixes(&self) -> &'static [&'static str] {
+        match self.kind {
+            Kind::Param(_) => &[""],
+            _ => &["weight", "bias"],
+        }
+    }
+
+    /// The rows names and shapes for sizes `d`, every block and suffix expanded.
+    fn expand(&self, d: &Dims) -> Vec<Mapped> {
+        let blocks = match self.blocks {
+            Blocks::Once => 1,
+            Blocks::Vision => d.v_layers,
+            Blocks::Text => d.t_layers,
+        };
+        let mut out = Vec::new();
+        for i in 0..blocks {
+            for s in self.suffixes() {
+                let name = |p: &str| p.replace("{i}", &i.to_string()).replace("{s}", s);
+                let hf_shape = self.hf_shape(d, s);
+                let scaled = |num: usize, den: usize| {
+                    let mut shape = hf_shape.clone();
+                    shape[0] = shape[0] * num / den;
+                    shape
+                };
+                let oc_shapes = match self.transform {
+                    Transform::Copy => vec![hf_shape.clone()],
+                    Transform::SplitQkv => vec![scaled(3, 1)],
+                    Transform::ConcatQkv => vec![scaled(1, 3), scaled(2, 3)],
+                    Transform::Squeeze => vec![[vec![1], hf_shape.clone()].concat()],
+                    Transform::Scalar => vec![vec![]],
+                };
+                out.push(Mapped {
+                    open_clip: self.open_clip.iter().map(|p| name(p)).zip(oc_shapes).collect(),
+                    hf: self.hf.iter().map(|p| (name(p), hf_shape.clone())).collect(),
+                    transform: self.transform,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// [`TENSORS`] for sizes `d`, every block and suffix expanded.
+pub(crate) fn mapped(d: &Dims) -> Vec<Mapped> {
+    TENSORS.iter().flat_map(|r| r.expand(d)).collect()
+}
+
+/// The name in `layout` (prefix included) of the tensor transformers calls `hf` (block 0 for a
+/// per-block tensor), and the axis offset of its shape there (1 for a squeezed tensor).
+fn anchor(layout: Layout, hf: &str) -> (String, usize) {
+    let (row, s) = TENSORS
+        .iter()
+        .find_map(|r| {
+            r.suffixes().iter().find_map(|s| {
+                let name = |p: &str| p.replace("{i}", "0").replace("{s}", s);
+                (r.hf.len() == 1 && name(r.hf[0]) == hf).then_some((r, *s))
+            })
+        })
+        .unwrap_or_else(|| panic!("'{hf}' is not in the tensor table"));
+    if layout == Layout::Hf {
+        return (hf.to_string(), 0);
+    }
+    let name = row.open_clip[0].replace("{i}", "0").replace("{s}", s);
+    let offset = usize::from(row.transform == Transform::Squeeze);
+    (format!("{}{name}", layout.prefix()), offset)
+}
+
+/// The name prefix of `tower`'s blocks in `layout` (`visual.trunk.blocks.` …), from [`TENSORS`].
+fn block_prefix(layout: Layout, tower: Blocks) -> String {
+    let row = TENSORS.iter().find(|r| r.blocks == tower).expect("the table has blocks of both towers");
+    let pattern = if layout == Layout::Hf { row.hf[0] } else { row.open_clip[0] };
+    let p = if layout == Layout::Hf { "" } else { layout.prefix() };
+    format!("{p}{}", &pattern[..pattern.find("{i}").unwrap_or(pattern.len())])
+}
 
 /// Buffers transformers may save that carry no weights; they are accepted and ignored.
 pub(crate) const IGNORED: [&str; 2] = ["text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"];
@@ -135,16 +441,15 @@ fn count_blocks(header: &Header, prefix: &str) -> usize {
         .keys()
         .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
         .max()
-        .map_or(0, |m| m + 1)
+        .map_or(0, |m| m.saturating_add(1))
 }
 
 /// Derives the sizes from `header`'s shapes and checks them against the configuration.
 pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
-    let (names, p) = if layout == Layout::Hf { (&HF, "") } else { (&OPEN_CLIP, layout.prefix()) };
     let mut missing = Vec::new();
-    let mut dim = |name: &str, axis: usize| -> usize {
-        let full = format!("{p}{name}");
-        match header.shape(&full).and_then(|s| s.get(axis)) {
+    let mut dim = |hf: &str, axis: usize| -> usize {
+        let (full, offset) = anchor(layout, hf);
+        match header.shape(&full).and_then(|s| s.get(axis + offset)) {
             Some(&d) => d,
             None => {
                 if !missing.contains(&full) {
@@ -154,14 +459,15 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
             }
         }
     };
-    let pos_axis = if layout == Layout::Hf { 0 } else { 1 };
-    let (v_width, channels, patch) = (dim(names.patch, 0), dim(names.patch, 1), dim(names.patch, 2));
-    let positions = dim(names.pos, pos_axis);
-    let v_mlp = dim(names.v_fc1, 0);
-    let (vocab, t_width) = (dim(names.tok, 0), dim(names.tok, 1));
-    let context = dim(names.t_pos, 0);
-    let t_mlp = dim(names.t_fc1, 0);
-    let embed_shape = dim(names.proj, 0);
+    let patch_weight = "vision_model.embeddings.patch_embedding.weight";
+    let (v_width, channels, patch) = (dim(patch_weight, 0), dim(patch_weight, 1), dim(patch_weight, 2));
+    let positions = dim("vision_model.embeddings.position_embedding.weight", 0);
+    let v_mlp = dim("vision_model.encoder.layers.0.mlp.fc1.weight", 0);
+    let token = "text_model.embeddings.token_embedding.weight";
+    let (vocab, t_width) = (dim(token, 0), dim(token, 1));
+    let context = dim("text_model.embeddings.position_embedding.weight", 0);
+    let t_mlp = dim("text_model.encoder.layers.0.mlp.fc1.weight", 0);
+    let embed_shape = dim("text_model.head.weight", 0);
     if !missing.is_empty() {
         return Err(Error::file(
             &header.path,
@@ -172,14 +478,27 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
         ));
     }
     let grid = (positions as f64).sqrt().round() as usize;
-    if grid * grid != positions {
-        return Err(Error::file(
-            &header.path,
-            format!("'{p}{}' has {positions} positions, not a square grid", names.pos),
-        ));
+    if grid.checked_mul(grid) != Some(positions) {
+        let (pos, _) = anchor(layout, "vision_model.embeddings.position_embedding.weight");
+        return Err(Error::file(&header.path, format!("'{pos}' has {positions} positions, not a square grid")));
     }
-    let v_layers = count_blocks(header, &format!("{p}{}", names.v_block));
-    let t_layers = count_blocks(header, &format!("{p}{}", names.t_block));
+    let mut layers = [0; 2];
+    for (n, tower) in layers.iter_mut().zip([Blocks::Vision, Blocks::Text]) {
+        let prefix = block_prefix(layout, tower);
+        *n = count_blocks(header, &prefix);
+        // Every block has tensors: an index past the tensor count is a crafted name, not a model.
+        if *n > header.tensors.len() {
+            return Err(Error::file(
+                &header.path,
+                format!(
+                    "a tensor named '{prefix}{}.…' has a block index beyond the file's {} tensors",
+                    *n - 1,
+                    header.tensors.len()
+                ),
+            ));
+        }
+    }
+    let [v_layers, t_layers] = layers;
     let embed = hints.embed_dim.as_ref().map_or(embed_shape, |(e, _)| *e);
     let d = Dims {
         v_width,
@@ -234,100 +553,37 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
     Ok(d)
 }
 
-/// Every tensor `layout` must have for sizes `d`, with its shape.
+/// Every tensor `layout` must have for sizes `d`, with its shape (from [`TENSORS`]).
 pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
-    let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let (w, tw) = (d.v_width, d.t_width);
-    let mut put = |name: String, shape: &[usize]| {
-        m.insert(name, shape.to_vec());
-    };
-    let linear = |put: &mut dyn FnMut(String, &[usize]), name: &str, out: usize, inp: usize| {
-        put(format!("{name}.weight"), &[out, inp]);
-        put(format!("{name}.bias"), &[out]);
-    };
-    let norm = |put: &mut dyn FnMut(String, &[usize]), name: &str, n: usize| {
-        put(format!("{name}.weight"), &[n]);
-        put(format!("{name}.bias"), &[n]);
-    };
-    if layout == Layout::Hf {
-        let v = "vision_model";
-        put(format!("{v}.embeddings.patch_embedding.weight"), &[w, d.channels, d.patch, d.patch]);
-        put(format!("{v}.embeddings.patch_embedding.bias"), &[w]);
-        put(format!("{v}.embeddings.position_embedding.weight"), &[d.grid * d.grid, w]);
-        for (tower, width, mlp, layers) in [(v, w, d.v_mlp, d.v_layers), ("text_model", tw, d.t_mlp, d.t_layers)] {
-            for i in 0..layers {
-                let l = format!("{tower}.encoder.layers.{i}");
-                norm(&mut put, &format!("{l}.layer_norm1"), width);
-                norm(&mut put, &format!("{l}.layer_norm2"), width);
-                for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                    linear(&mut put, &format!("{l}.self_attn.{proj}"), width, width);
-                }
-                linear(&mut put, &format!("{l}.mlp.fc1"), mlp, width);
-                linear(&mut put, &format!("{l}.mlp.fc2"), width, mlp);
-            }
-        }
-        norm(&mut put, &format!("{v}.post_layernorm"), w);
-        put(format!("{v}.head.probe"), &[1, 1, w]);
-        put(format!("{v}.head.attention.in_proj_weight"), &[3 * w, w]);
-        put(format!("{v}.head.attention.in_proj_bias"), &[3 * w]);
-        linear(&mut put, &format!("{v}.head.attention.out_proj"), w, w);
-        norm(&mut put, &format!("{v}.head.layernorm"), w);
-        linear(&mut put, &format!("{v}.head.mlp.fc1"), d.v_mlp, w);
-        linear(&mut put, &format!("{v}.head.mlp.fc2"), w, d.v_mlp);
-        put("text_model.embeddings.token_embedding.weight".into(), &[d.vocab, tw]);
-        put("text_model.embeddings.position_embedding.weight".into(), &[d.context, tw]);
-        norm(&mut put, "text_model.final_layer_norm", tw);
-        linear(&mut put, "text_model.head", d.embed, tw);
-        put("logit_scale".into(), &[1]);
-        put("logit_bias".into(), &[1]);
-        return m;
-    }
     let p = layout.prefix();
-    let t = format!("{p}visual.trunk");
-    put(format!("{t}.patch_embed.proj.weight"), &[w, d.channels, d.patch, d.patch]);
-    put(format!("{t}.patch_embed.proj.bias"), &[w]);
-    put(format!("{t}.pos_embed"), &[1, d.grid * d.grid, w]);
-    for i in 0..d.v_layers {
-        let b = format!("{t}.blocks.{i}");
-        norm(&mut put, &format!("{b}.norm1"), w);
-        norm(&mut put, &format!("{b}.norm2"), w);
-        linear(&mut put, &format!("{b}.attn.qkv"), 3 * w, w);
-        linear(&mut put, &format!("{b}.attn.proj"), w, w);
-        linear(&mut put, &format!("{b}.mlp.fc1"), d.v_mlp, w);
-        linear(&mut put, &format!("{b}.mlp.fc2"), w, d.v_mlp);
+    let mut m = BTreeMap::new();
+    for t in mapped(d) {
+        if layout == Layout::Hf {
+            m.extend(t.hf);
+        } else {
+            m.extend(t.open_clip.into_iter().map(|(name, shape)| (format!("{p}{name}"), shape)));
+        }
     }
-    norm(&mut put, &format!("{t}.norm"), w);
-    put(format!("{t}.attn_pool.latent"), &[1, 1, w]);
-    linear(&mut put, &format!("{t}.attn_pool.q"), w, w);
-    linear(&mut put, &format!("{t}.attn_pool.kv"), 2 * w, w);
-    linear(&mut put, &format!("{t}.attn_pool.proj"), w, w);
-    norm(&mut put, &format!("{t}.attn_pool.norm"), w);
-    linear(&mut put, &format!("{t}.attn_pool.mlp.fc1"), d.v_mlp, w);
-    linear(&mut put, &format!("{t}.attn_pool.mlp.fc2"), w, d.v_mlp);
-    let x = format!("{p}text");
-    put(format!("{x}.token_embedding.weight"), &[d.vocab, tw]);
-    put(format!("{x}.positional_embedding"), &[d.context, tw]);
-    for i in 0..d.t_layers {
-        let b = format!("{x}.transformer.resblocks.{i}");
-        norm(&mut put, &format!("{b}.ln_1"), tw);
-        norm(&mut put, &format!("{b}.ln_2"), tw);
-        put(format!("{b}.attn.in_proj_weight"), &[3 * tw, tw]);
-        put(format!("{b}.attn.in_proj_bias"), &[3 * tw]);
-        linear(&mut put, &format!("{b}.attn.out_proj"), tw, tw);
-        linear(&mut put, &format!("{b}.mlp.c_fc"), d.t_mlp, tw);
-        linear(&mut put, &format!("{b}.mlp.c_proj"), tw, d.t_mlp);
-    }
-    norm(&mut put, &format!("{x}.ln_final"), tw);
-    linear(&mut put, &format!("{x}.text_projection"), d.embed, tw);
-    put(format!("{p}logit_scale"), &[]);
-    put(format!("{p}logit_bias"), &[]);
     m
+}
+
+/// The names in `layout` of the scalars ([`Transform::Scalar`]), whose shape may be any one-element
+/// shape (`[]` as open_clip saves them, `[1]` as transformers does).
+fn scalars(layout: Layout, d: &Dims) -> Vec<String> {
+    let p = layout.prefix();
+    mapped(d)
+        .into_iter()
+        .filter(|t| t.transform == Transform::Scalar)
+        .flat_map(|t| if layout == Layout::Hf { t.hf } else { t.open_clip })
+        .map(|(name, _)| if layout == Layout::Hf { name } else { format!("{p}{name}") })
+        .collect()
 }
 
 /// Checks `header` against the expected key set and shapes; one error lists every difference.
 pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
     let want = expected(layout, d);
-    let scalar = |n: &str| n.ends_with("logit_scale") || n.ends_with("logit_bias");
+    let scalars = scalars(layout, d);
+    let scalar = |n: &str| scalars.iter().any(|s| s == n);
     let missing: Vec<&String> = want.keys().filter(|k| !header.tensors.contains_key(*k)).collect();
     let unexpected: Vec<&String> =
         header.tensors.keys().filter(|k| !want.contains_key(*k) && !IGNORED.contains(&k.as_str())).collect();
@@ -336,7 +592,7 @@ pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
         let Some(entry) = header.tensors.get(name) else {
             continue;
         };
-        let ok = entry.shape == *shape || scalar(name) && entry.shape.iter().product::<usize>() == 1;
+        let ok = entry.shape == *shape || scalar(name) && entry.shape.iter().all(|&n| n == 1);
         if !ok {
             misshaped.push(format!("'{name}' is {:?}, expected {shape:?}", entry.shape));
         }

@@ -1,21 +1,45 @@
-//! Image file → the pixel tensor a SigLIP vision tower expects, matching the users' Python pipeline:
-//! `PIL.Image.open(p).convert('RGB').resize((S, S), BICUBIC)`, then `(x / 255 - mean) / std`, CHW.
+//! Image file → the pixel tensor a SigLIP vision tower expects, in one of two orders ([`Pipeline`]):
 //!
-//! Decoding goes through `image` (PNG, JPEG, WebP, GIF, BMP, TIFF). The conversion to RGB copies
-//! PIL's quirks: alpha is dropped without blending (unless [`Alpha::White`] or [`Alpha::Black`]
-//! asks for compositing), palette and grey images are expanded, 16-bit grey is clipped at 255 (PIL's
-//! `I;16` → `RGB`), other 16-bit images keep their high byte, and EXIF orientation is ignored. The
-//! squash resize is PIL's own 8-bit resampling re-implemented ([`pil_bicubic`]): cubic kernel with
-//! a = -0.5 widened by the scale factor when shrinking, coefficients in 22-bit fixed point,
-//! horizontal pass first, rounding to 8 bits between the passes. `image`'s Catmull-Rom resize uses
-//! the same kernel but rounds differently and is off by up to 13 levels on strong reductions.
+//! - `rgb_first` (the default): `PIL.Image.open(p).convert('RGB').resize((S, S), BICUBIC)`, what the
+//!   team's scripts and Marqo's processor do;
+//! - `open_clip`: `preprocess(Image.open(p))` of plain open_clip, which resizes in the image's own
+//!   Pillow mode and converts to RGB afterwards. Pillow resizes palette (`P`) and bilevel (`1`)
+//!   images with NEAREST whatever filter is asked, RGBA and LA premultiplied by alpha (then divided
+//!   back), 16-bit grey (`I;16`) in floating point, and CMYK per channel before converting.
+//!
+//! Then `(x / 255 - mean) / std`, CHW, for both.
+//!
+//! Decoding goes through `image` (PNG, WebP, GIF, BMP, TIFF) and `jpeg-decoder` (JPEG). The
+//! Pillow mode an image opens in is read from the decoded colour type and, where `image` expands it
+//! away (palettes, 1-bit grey), from the file header ([`opens_as_palette_or_bilevel`]). The
+//! conversion to RGB copies Pillow's rules: alpha is dropped without blending (unless [`Alpha::White`]
+//! or [`Alpha::Black`] asks for compositing, `rgb_first` only), palette and grey images are expanded,
+//! 16-bit grey is clipped at 255 (`I;16` → `RGB`), other 16-bit images keep their high byte (Pillow's
+//! 16-bit raw modes), CMYK is `255 - K - C·(255 - K)/255` rounded, EXIF orientation is ignored. The
+//! resizes are Pillow's own arithmetic re-implemented ([`resample_u8`], [`resample_u16`],
+//! [`pil_nearest`]): cubic kernel with a = -0.5 widened by the scale factor when shrinking,
+//! coefficients in 22-bit fixed point for 8-bit bands and in f64 for 16-bit ones, horizontal pass
+//! first, rounding between the passes. `image`'s Catmull-Rom resize uses the same kernel but rounds
+//! differently and is off by up to 13 levels on strong reductions.
+//!
+//! Decompression bombs: an image over [`MAX_PIXELS`] is refused from its header, before any pixel
+//! buffer is allocated, and decoders may not allocate more than [`MAX_DECODER_BYTES`].
 
+use std::io::Read;
 use std::path::Path;
 
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, ImageDecoder, RgbImage};
 
-use crate::embed::Alpha;
+use crate::embed::{Alpha, Pipeline};
 use crate::error::{Error, Result};
+
+/// The most pixels (width × height) an image may have: twice Pillow's `MAX_IMAGE_PIXELS`
+/// (89,478,485), the size above which Pillow refuses to open an image (`DecompressionBombError`).
+/// A 13,000 × 13,000 photo passes; a PNG of a few KB that claims 20,000 × 20,000 does not.
+pub const MAX_PIXELS: u64 = 178_956_970;
+
+/// The most memory a decoder may allocate: 8 bytes (16-bit RGBA) for each of [`MAX_PIXELS`].
+pub const MAX_DECODER_BYTES: u64 = 8 * MAX_PIXELS;
 
 /// Decoding, conversion, resize and normalisation settings of one checkpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +49,7 @@ pub struct PixelPipeline {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub alpha: Alpha,
+    pub pipeline: Pipeline,
 }
 
 fn image_error(path: &Path, message: impl ToString) -> Error {
@@ -41,32 +66,93 @@ fn high_byte(v: u16) -> u8 {
     (v >> 8) as u8
 }
 
+/// Pillow's `MULDIV255`: `a · b / 255`, rounded, in integers.
+fn muldiv255(a: u8, b: u8) -> u8 {
+    let t = u32::from(a) * u32::from(b) + 128;
+    (((t >> 8) + t) >> 8) as u8
+}
+
+/// Pillow's CMYK → RGB for one channel: `255 - K - C·(255 - K)/255` (rounded), clipped.
+fn cmyk_channel(c: u8, k: u8) -> u8 {
+    let nk = 255 - k;
+    nk - muldiv255(c, nk)
+}
+
+/// An image as decoded, with what Pillow would make of it.
+struct Decoded {
+    image: Source,
+    /// Pillow opens it as a palette (`P`) or bilevel (`1`) image, which it resizes with NEAREST.
+    nearest: bool,
+    /// The alpha `image` decoded is a PNG `tRNS` colour key on a grey or RGB image, which Pillow
+    /// keeps aside (`info["transparency"]`) rather than as a band: the image resizes as L or RGB.
+    colour_key: bool,
+}
+
+/// Decoded samples: what `image` gives, or a JPEG's CMYK (which `image` cannot hold).
+enum Source {
+    Dynamic(DynamicImage),
+    Cmyk { width: u32, height: u32, data: Vec<u8> },
+}
+
+impl Source {
+    fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Source::Dynamic(i) => (i.width(), i.height()),
+            Source::Cmyk { width, height, .. } => (*width, *height),
+        }
+    }
+}
+
+/// Refuses `width × height` over [`MAX_PIXELS`], naming the file, the size and the limit.
+fn check_size(path: &Path, width: u64, height: u64) -> Result<()> {
+    let pixels = width.saturating_mul(height);
+    if pixels > MAX_PIXELS {
+        return Err(image_error(
+            path,
+            format!(
+                "the image is {width}x{height} ({pixels} pixels), over the limit of {MAX_PIXELS} pixels \
+                 (twice Pillow's MAX_IMAGE_PIXELS): refused as a possible decompression bomb; resize it first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl PixelPipeline {
     /// The preprocessing in words, for fingerprints.
     pub fn describe(&self) -> String {
-        format!(
-            "squash {s}x{s} bicubic, alpha {}, mean {:?} std {:?}",
-            self.alpha.key(),
-            self.mean,
-            self.std,
-            s = self.size
-        )
+        match self.pipeline {
+            Pipeline::RgbFirst => format!(
+                "squash {s}x{s} bicubic, alpha {}, mean {:?} std {:?}",
+                self.alpha.key(),
+                self.mean,
+                self.std,
+                s = self.size
+            ),
+            Pipeline::OpenClip => format!(
+                "open_clip pipeline: squash {s}x{s} bicubic in the source mode, then RGB, mean {:?} std {:?}",
+                self.mean,
+                self.std,
+                s = self.size
+            ),
+        }
     }
 
-    /// Decodes `path` and converts it to 8-bit RGB (full size).
+    /// Decodes `path` and converts it to 8-bit RGB (full size), as `rgb_first` does.
     pub fn rgb(&self, path: &Path) -> Result<RgbImage> {
-        let reader = image::ImageReader::open(path).map_err(|e| image_error(path, e))?;
-        let reader = reader.with_guessed_format().map_err(|e| image_error(path, e))?;
-        let decoded = if reader.format() == Some(image::ImageFormat::Jpeg) {
-            decode_jpeg(path)?
-        } else {
-            reader.decode().map_err(|e| image_error(path, e))?
-        };
-        Ok(self.to_rgb(decoded))
+        let decoded = decode(path)?;
+        Ok(self.to_rgb(decoded.image))
     }
 
     /// Converts like PIL's `convert('RGB')`, or composites when [`Alpha`] asks for it.
-    fn to_rgb(&self, img: DynamicImage) -> RgbImage {
+    fn to_rgb(&self, img: Source) -> RgbImage {
+        let img = match img {
+            Source::Dynamic(img) => img,
+            Source::Cmyk { width, height, data } => {
+                let rgb = data.chunks_exact(4).flat_map(|p| [0, 1, 2].map(|i| cmyk_channel(p[i], p[3]))).collect();
+                return RgbImage::from_raw(width, height, rgb).unwrap_or_default();
+            }
+        };
         let (w, h) = (img.width(), img.height());
         let bg = match self.alpha {
             Alpha::Drop => None,
@@ -109,13 +195,18 @@ impl PixelPipeline {
         out
     }
 
-    /// The image at `path`, converted and squash-resized, as 8-bit CHW values (`3 × size × size`).
+    /// The image at `path`, converted and squash-resized as the pipeline says, as 8-bit CHW values
+    /// (`3 × size × size`).
     pub fn resized(&self, path: &Path) -> Result<Vec<u8>> {
-        let rgb = self.rgb(path)?;
-        if rgb.width() == 0 || rgb.height() == 0 {
+        let decoded = decode(path)?;
+        let (w, h) = decoded.image.dimensions();
+        if w == 0 || h == 0 {
             return Err(image_error(path, "the image is empty (0 pixels)"));
         }
-        let resized = pil_bicubic(&rgb, self.size, self.size);
+        let resized = match self.pipeline {
+            Pipeline::RgbFirst => pil_bicubic(&self.to_rgb(decoded.image), self.size, self.size),
+            Pipeline::OpenClip => self.open_clip(decoded),
+        };
         let plane = (self.size * self.size) as usize;
         let mut chw = vec![0u8; 3 * plane];
         for (i, p) in resized.pixels().enumerate() {
@@ -124,6 +215,65 @@ impl PixelPipeline {
             }
         }
         Ok(chw)
+    }
+
+    /// open_clip's order: resize in the Pillow mode the file opens in, then `convert('RGB')`.
+    fn open_clip(&self, decoded: Decoded) -> RgbImage {
+        let s = self.size;
+        let (w, h) = decoded.image.dimensions();
+        let same = w == s && h == s; // Pillow returns a copy: no resampling, no premultiplication
+        if decoded.nearest {
+            // P and 1: NEAREST picks source pixels, so looking the palette up first is the same.
+            let rgb = PixelPipeline { alpha: Alpha::Drop, ..self.clone() }.to_rgb(decoded.image);
+            return if same { rgb } else { pil_nearest(&rgb, s, s) };
+        }
+        let resize = |data: &[u8], channels: usize| {
+            if same {
+                data.to_vec()
+            } else {
+                resample_u8(data, w, h, channels, s, s)
+            }
+        };
+        let image = match decoded.image {
+            Source::Dynamic(DynamicImage::ImageLumaA8(i)) if decoded.colour_key => {
+                Source::Dynamic(DynamicImage::ImageLuma8(DynamicImage::ImageLumaA8(i).to_luma8()))
+            }
+            Source::Dynamic(DynamicImage::ImageRgba8(i)) if decoded.colour_key => {
+                Source::Dynamic(DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(i).to_rgb8()))
+            }
+            Source::Dynamic(DynamicImage::ImageLumaA16(i)) if decoded.colour_key => {
+                Source::Dynamic(DynamicImage::ImageLuma16(DynamicImage::ImageLumaA16(i).to_luma16()))
+            }
+            Source::Dynamic(DynamicImage::ImageRgba16(i)) if decoded.colour_key => {
+                Source::Dynamic(DynamicImage::ImageRgb16(DynamicImage::ImageRgba16(i).to_rgb16()))
+            }
+            other => other,
+        };
+        let rgb: Vec<u8> = match image {
+            Source::Cmyk { data, .. } => {
+                resize(&data, 4).chunks_exact(4).flat_map(|p| [0, 1, 2].map(|i| cmyk_channel(p[i], p[3]))).collect()
+            }
+            Source::Dynamic(img) => match img {
+                DynamicImage::ImageLuma8(i) => resize(i.as_raw(), 1).iter().flat_map(|&v| [v; 3]).collect(),
+                DynamicImage::ImageRgb8(i) => resize(i.as_raw(), 3),
+                DynamicImage::ImageLuma16(i) => {
+                    let out = if same { i.as_raw().clone() } else { resample_u16(i.as_raw(), w, h, s, s) };
+                    out.iter().flat_map(|&v| [v.min(255) as u8; 3]).collect()
+                }
+                DynamicImage::ImageLumaA8(i) => premultiplied(i.as_raw(), 2, same, resize),
+                DynamicImage::ImageLumaA16(i) => {
+                    premultiplied(&i.as_raw().iter().map(|&v| high_byte(v)).collect::<Vec<_>>(), 2, same, resize)
+                }
+                DynamicImage::ImageRgba8(i) => premultiplied(i.as_raw(), 4, same, resize),
+                DynamicImage::ImageRgb16(i) => resize(&i.as_raw().iter().map(|&v| high_byte(v)).collect::<Vec<_>>(), 3),
+                DynamicImage::ImageRgba16(i) => {
+                    premultiplied(&i.as_raw().iter().map(|&v| high_byte(v)).collect::<Vec<_>>(), 4, same, resize)
+                }
+                // Float images (no Pillow mode of their own here): as 8-bit RGBA.
+                other => premultiplied(other.to_rgba8().as_raw(), 4, same, resize),
+            },
+        };
+        RgbImage::from_raw(s, s, rgb).unwrap_or_default()
     }
 
     /// Normalises 8-bit CHW values with the checkpoint's mean and std.
@@ -139,34 +289,179 @@ impl PixelPipeline {
     }
 }
 
+/// Pillow's resize of an `LA` or `RGBA` image (`channels` 2 or 4, alpha last): premultiply by
+/// alpha (`La` / `RGBa`), resample, divide back (alpha 0 and 255 keep the values), then
+/// `convert('RGB')`, which drops alpha. Without resampling (`same`), Pillow does none of it.
+fn premultiplied(data: &[u8], channels: usize, same: bool, resize: impl Fn(&[u8], usize) -> Vec<u8>) -> Vec<u8> {
+    let colour = channels - 1;
+    let to_rgb = |p: &[u8]| if colour == 1 { [p[0]; 3] } else { [p[0], p[1], p[2]] };
+    if same {
+        return data.chunks_exact(channels).flat_map(to_rgb).collect();
+    }
+    let mut pre = data.to_vec();
+    for p in pre.chunks_exact_mut(channels) {
+        let a = p[colour];
+        for c in &mut p[..colour] {
+            *c = muldiv255(*c, a);
+        }
+    }
+    let mut out = resize(&pre, channels);
+    for p in out.chunks_exact_mut(channels) {
+        let a = u32::from(p[colour]);
+        if a != 0 && a != 255 {
+            for c in &mut p[..colour] {
+                *c = (255 * u32::from(*c) / a).min(255) as u8;
+            }
+        }
+    }
+    out.chunks_exact(channels).flat_map(to_rgb).collect()
+}
+
+/// Decodes `path`, refusing images over [`MAX_PIXELS`] from their header, before any pixel buffer
+/// is allocated.
+fn decode(path: &Path) -> Result<Decoded> {
+    let reader = image::ImageReader::open(path).map_err(|e| image_error(path, e))?;
+    let mut reader = reader.with_guessed_format().map_err(|e| image_error(path, e))?;
+    let format = reader.format();
+    if format == Some(image::ImageFormat::Jpeg) {
+        return Ok(Decoded { image: decode_jpeg(path)?, nearest: false, colour_key: false });
+    }
+    let mut head = Vec::new();
+    let file = std::fs::File::open(path).map_err(|e| image_error(path, e))?;
+    file.take(1 << 16).read_to_end(&mut head).map_err(|e| image_error(path, e))?;
+    if let Some((w, h)) = png_size(&head) {
+        // Checked before the decoder sees the file: it may size buffers from the header.
+        check_size(path, u64::from(w), u64::from(h))?;
+    }
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODER_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    let (w, h) = decoder.dimensions();
+    check_size(path, u64::from(w), u64::from(h))?;
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))?;
+    let nearest = format.is_some_and(|f| opens_as_palette_or_bilevel(f, &head));
+    // PNG colour types 0 (grey) and 2 (RGB) have no alpha band; a decoded alpha is their tRNS key.
+    let colour_key = png_size(&head).is_some() && head.len() >= 26 && matches!(head[25], 0 | 2);
+    Ok(Decoded { image: Source::Dynamic(image), nearest, colour_key })
+}
+
+/// Width and height from a PNG's IHDR.
+fn png_size(head: &[u8]) -> Option<(u32, u32)> {
+    if head.len() < 24 || &head[..8] != b"\x89PNG\r\n\x1a\n" || &head[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    Some((be(16), be(20)))
+}
+
+/// Whether Pillow opens a file of `format` starting with `head` as a palette (`P`) or bilevel
+/// (`1`) image, which `image` expands to grey or RGB(A) on decoding:
+/// - PNG: colour type 3 (palette), or 1-bit grey;
+/// - GIF: always (the first frame has a palette);
+/// - BMP: up to 8 bits per pixel, unless the palette is exactly the grey ramp 0, 1, 2, … of more
+///   than two entries (Pillow opens that as `L`; a black-and-white pair is `1`);
+/// - TIFF: photometric interpretation 3 (palette), or 1 bit per sample;
+/// - WebP and JPEG never.
+pub fn opens_as_palette_or_bilevel(format: image::ImageFormat, head: &[u8]) -> bool {
+    use image::ImageFormat;
+    match format {
+        ImageFormat::Png => head.len() >= 26 && (head[25] == 3 || head[25] == 0 && head[24] == 1),
+        ImageFormat::Gif => true,
+        ImageFormat::Bmp => bmp_is_palette_or_bilevel(head).unwrap_or(false),
+        ImageFormat::Tiff => tiff_is_palette_or_bilevel(head).unwrap_or(false),
+        _ => false,
+    }
+}
+
+fn bmp_is_palette_or_bilevel(head: &[u8]) -> Option<bool> {
+    let u16_at = |i: usize| Some(u16::from_le_bytes([*head.get(i)?, *head.get(i + 1)?]));
+    let u32_at =
+        |i: usize| Some(u32::from_le_bytes([*head.get(i)?, *head.get(i + 1)?, *head.get(i + 2)?, *head.get(i + 3)?]));
+    let header_size = u32_at(14)? as usize;
+    let (bits, colors, entry) = if header_size == 12 {
+        let bits = u16_at(24)?;
+        (bits, 1u32 << bits.min(8), 3)
+    } else {
+        let bits = u16_at(28)?;
+        let used = u32_at(46)?;
+        (bits, if used == 0 { 1u32 << bits.min(8) } else { used }, 4)
+    };
+    if bits > 8 {
+        return Some(false);
+    }
+    let palette = 14 + header_size;
+    let grey = |i: usize, v: u8| -> Option<bool> {
+        let at = palette + i * entry;
+        Some(head.get(at..at + 3)? == [v, v, v])
+    };
+    let is_grey = if colors == 2 {
+        grey(0, 0)? && grey(1, 255)?
+    } else {
+        (0..colors as usize).map(|i| grey(i, i as u8)).collect::<Option<Vec<bool>>>()?.iter().all(|&g| g)
+    };
+    // Grey with more than two entries opens as L (bicubic); everything else as 1 or P (nearest).
+    Some(!(is_grey && colors > 2))
+}
+
+fn tiff_is_palette_or_bilevel(head: &[u8]) -> Option<bool> {
+    let little = match head.get(..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |i: usize| {
+        let b = [*head.get(i)?, *head.get(i + 1)?];
+        Some(if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    };
+    let u32_at = |i: usize| {
+        let b = [*head.get(i)?, *head.get(i + 1)?, *head.get(i + 2)?, *head.get(i + 3)?];
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let ifd = u32_at(4)? as usize;
+    let count = usize::from(u16_at(ifd)?);
+    let (mut photometric, mut bits) = (None, None);
+    for k in 0..count.min(512) {
+        let e = ifd + 2 + 12 * k;
+        match u16_at(e)? {
+            258 => bits = u16_at(e + 8),
+            262 => photometric = u16_at(e + 8),
+            _ => {}
+        }
+    }
+    Some(photometric == Some(3) || bits == Some(1))
+}
+
 /// Decodes a JPEG with `jpeg-decoder`, whose fancy chroma upsampling and integer IDCT follow
-/// libjpeg (what PIL uses) more closely than `image`'s default decoder does.
-fn decode_jpeg(path: &Path) -> Result<DynamicImage> {
+/// libjpeg (what PIL uses) more closely than `image`'s default decoder does. The header is read
+/// first: an image over [`MAX_PIXELS`] is refused before its pixels are allocated.
+fn decode_jpeg(path: &Path) -> Result<Source> {
     let file = std::fs::File::open(path).map_err(|e| image_error(path, e))?;
     let mut decoder = jpeg_decoder::Decoder::new(std::io::BufReader::new(file));
-    let data = decoder.decode().map_err(|e| image_error(path, e))?;
+    decoder.read_info().map_err(|e| image_error(path, e))?;
     let info = decoder.info().ok_or_else(|| image_error(path, "no JPEG header"))?;
+    check_size(path, u64::from(info.width), u64::from(info.height))?;
+    decoder.set_max_decoding_buffer_size(usize::try_from(MAX_DECODER_BYTES).unwrap_or(usize::MAX));
+    let data = decoder.decode().map_err(|e| image_error(path, e))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     let bad = || image_error(path, "JPEG data does not match its header");
     use jpeg_decoder::PixelFormat;
     Ok(match info.pixel_format {
-        PixelFormat::L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(bad)?),
-        PixelFormat::RGB24 => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, data).ok_or_else(bad)?),
+        PixelFormat::L8 => {
+            Source::Dynamic(DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, data).ok_or_else(bad)?))
+        }
+        PixelFormat::RGB24 => Source::Dynamic(DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, data).ok_or_else(bad)?)),
         PixelFormat::L16 => {
             let values = data.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect();
-            DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, values).ok_or_else(bad)?)
+            Source::Dynamic(DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, values).ok_or_else(bad)?))
         }
+        // Pillow keeps CMYK JPEGs in CMYK (`CMYK;I` undoes Adobe's inversion, as jpeg-decoder does)
+        // until `convert('RGB')`. CMYK JPEGs are rare in catalogs and not in the fidelity fixtures.
         PixelFormat::CMYK32 => {
-            // PIL's `CMYK` → `RGB` rule, R = (255 - C)·(255 - K) / 255. CMYK JPEGs are rare in
-            // catalogs and not covered by the fidelity fixtures.
-            let rgb = data
-                .chunks_exact(4)
-                .flat_map(|p| {
-                    let k = 255 - u32::from(p[3]);
-                    [0, 1, 2].map(|i| ((255 - u32::from(p[i])) * k / 255) as u8)
-                })
-                .collect();
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).ok_or_else(bad)?)
+            if data.len() != 4 * w as usize * h as usize {
+                return Err(bad());
+            }
+            Source::Cmyk { width: w, height: h, data }
         }
     })
 }
@@ -187,30 +482,33 @@ fn bicubic(x: f64) -> f64 {
 /// Fixed-point precision of PIL's 8-bit resampling coefficients.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// For each output index, the first input index and the fixed-point weights (PIL's
-/// `precompute_coeffs` + `normalize_coeffs_8bpc`).
-fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i64>)> {
+/// For each output index, the first input index and the normalised weights (Pillow's
+/// `precompute_coeffs`, in its order of operations).
+fn weights(in_size: u32, out_size: u32) -> Vec<(usize, Vec<f64>)> {
     let scale = f64::from(in_size) / f64::from(out_size);
     let filterscale = scale.max(1.0);
     let support = 2.0 * filterscale;
+    let inv = 1.0 / filterscale;
     (0..out_size)
         .map(|xx| {
             let center = (f64::from(xx) + 0.5) * scale;
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) as usize;
-            let weights: Vec<f64> = (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) / filterscale)).collect();
-            let total: f64 = weights.iter().sum();
-            let fixed = weights
-                .iter()
-                .map(|w| {
-                    let w = if total != 0.0 { w / total } else { *w } * f64::from(1u32 << PRECISION_BITS);
-                    if w < 0.0 {
-                        (w - 0.5) as i64
-                    } else {
-                        (w + 0.5) as i64
-                    }
-                })
-                .collect();
+            let w: Vec<f64> = (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) * inv)).collect();
+            let total: f64 = w.iter().sum();
+            (xmin, if total != 0.0 { w.iter().map(|v| v / total).collect() } else { w })
+        })
+        .collect()
+}
+
+/// [`weights`] in 22-bit fixed point (Pillow's `normalize_coeffs_8bpc`).
+fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i64>)> {
+    let one = f64::from(1u32 << PRECISION_BITS);
+    weights(in_size, out_size)
+        .into_iter()
+        .map(|(xmin, w)| {
+            let fixed =
+                w.iter().map(|&w| if w < 0.0 { (-0.5 + w * one) as i64 } else { (0.5 + w * one) as i64 }).collect();
             (xmin, fixed)
         })
         .collect()
@@ -221,44 +519,117 @@ fn clip8(sum: i64) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// PIL's `Image.resize((w, h), BICUBIC)` for 8-bit RGB: horizontal pass, then vertical.
-pub fn pil_bicubic(src: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let (sw, sh) = (src.width(), src.height());
+/// Pillow's 8-bit resampling of interleaved samples with `channels` bands (`w × h` to
+/// `out_w × out_h`): horizontal pass, then vertical, each skipped when that side keeps its size.
+pub fn resample_u8(src: &[u8], w: u32, h: u32, channels: usize, out_w: u32, out_h: u32) -> Vec<u8> {
     let half = 1i64 << (PRECISION_BITS - 1);
-    let horizontal = if sw == w {
-        src.clone()
+    let c = channels;
+    let horizontal = if w == out_w {
+        src.to_vec()
     } else {
-        let coeffs = coefficients(sw, w);
-        let mut tmp = RgbImage::new(w, sh);
-        for y in 0..sh {
+        let coeffs = coefficients(w, out_w);
+        let mut tmp = vec![0u8; out_w as usize * h as usize * c];
+        for y in 0..h as usize {
+            let row = &src[y * w as usize * c..][..w as usize * c];
             for (x, (start, k)) in coeffs.iter().enumerate() {
-                let mut sums = [half; 3];
-                for (i, &wt) in k.iter().enumerate() {
-                    let p = src.get_pixel((start + i) as u32, y);
-                    for c in 0..3 {
-                        sums[c] += i64::from(p[c]) * wt;
+                for ch in 0..c {
+                    let mut sum = half;
+                    for (i, &wt) in k.iter().enumerate() {
+                        sum += i64::from(row[(start + i) * c + ch]) * wt;
                     }
+                    tmp[(y * out_w as usize + x) * c + ch] = clip8(sum);
                 }
-                tmp.put_pixel(x as u32, y, image::Rgb(sums.map(clip8)));
             }
         }
         tmp
     };
-    if sh == h {
+    if h == out_h {
         return horizontal;
     }
-    let coeffs = coefficients(sh, h);
-    let mut out = RgbImage::new(w, h);
+    let coeffs = coefficients(h, out_h);
+    let stride = out_w as usize * c;
+    let mut out = vec![0u8; stride * out_h as usize];
     for (y, (start, k)) in coeffs.iter().enumerate() {
-        for x in 0..w {
-            let mut sums = [half; 3];
-            for (i, &wt) in k.iter().enumerate() {
-                let p = horizontal.get_pixel(x, (start + i) as u32);
-                for c in 0..3 {
-                    sums[c] += i64::from(p[c]) * wt;
-                }
+        for i in 0..stride {
+            let mut sum = half;
+            for (j, &wt) in k.iter().enumerate() {
+                sum += i64::from(horizontal[(start + j) * stride + i]) * wt;
             }
-            out.put_pixel(x, y as u32, image::Rgb(sums.map(clip8)));
+            out[y * stride + i] = clip8(sum);
+        }
+    }
+    out
+}
+
+/// Pillow's `ROUND_UP` of a float sum, then `CLIP16`.
+fn round_clip16(sum: f64) -> u16 {
+    let v = if sum >= 0.0 { (sum + 0.5) as i64 } else { (sum - 0.5) as i64 };
+    v.clamp(0, 65535) as u16
+}
+
+/// Pillow's resampling of a 16-bit grey (`I;16`) image: weights in f64, each pass rounded half
+/// away from zero and clipped to 0..=65535.
+pub fn resample_u16(src: &[u16], w: u32, h: u32, out_w: u32, out_h: u32) -> Vec<u16> {
+    let horizontal = if w == out_w {
+        src.to_vec()
+    } else {
+        let coeffs = weights(w, out_w);
+        let mut tmp = Vec::with_capacity(out_w as usize * h as usize);
+        for y in 0..h as usize {
+            let row = &src[y * w as usize..][..w as usize];
+            for (start, k) in &coeffs {
+                let sum: f64 = k.iter().enumerate().fold(0.0, |s, (i, &wt)| s + f64::from(row[start + i]) * wt);
+                tmp.push(round_clip16(sum));
+            }
+        }
+        tmp
+    };
+    if h == out_h {
+        return horizontal;
+    }
+    let coeffs = weights(h, out_h);
+    let stride = out_w as usize;
+    let mut out = Vec::with_capacity(stride * out_h as usize);
+    for (start, k) in &coeffs {
+        for i in 0..stride {
+            let sum: f64 =
+                k.iter().enumerate().fold(0.0, |s, (j, &wt)| s + f64::from(horizontal[(start + j) * stride + i]) * wt);
+            out.push(round_clip16(sum));
+        }
+    }
+    out
+}
+
+/// PIL's `Image.resize((w, h), BICUBIC)` for 8-bit RGB: horizontal pass, then vertical.
+pub fn pil_bicubic(src: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let data = resample_u8(src.as_raw(), src.width(), src.height(), 3, w, h);
+    RgbImage::from_raw(w, h, data).unwrap_or_default()
+}
+
+/// Pillow's NEAREST resize (`ImagingScaleAffine`): source column of output `x` is the integer
+/// part of `(x + 0.5) · in / out`, accumulated in f64 by repeated addition as Pillow does (the
+/// sums drift, and Pillow's choice of pixel with them); a position outside the source stays black.
+pub fn pil_nearest(src: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let positions = |in_size: u32, out_size: u32| -> Vec<Option<u32>> {
+        // The box is a C float in Pillow: the input size goes through f32 first.
+        let step = f64::from(in_size as f32) / f64::from(out_size);
+        let mut at = step * 0.5;
+        (0..out_size)
+            .map(|_| {
+                let i = if at < 0.0 { None } else { Some(at as u64) };
+                at += step;
+                i.filter(|&i| i < u64::from(in_size)).map(|i| i as u32)
+            })
+            .collect()
+    };
+    let (xs, ys) = (positions(src.width(), w), positions(src.height(), h));
+    let mut out = RgbImage::new(w, h);
+    for (y, sy) in ys.iter().enumerate() {
+        let Some(sy) = sy else { continue };
+        for (x, sx) in xs.iter().enumerate() {
+            if let Some(sx) = sx {
+                out.put_pixel(x as u32, y as u32, *src.get_pixel(*sx, *sy));
+            }
         }
     }
     out
@@ -267,6 +638,49 @@ pub fn pil_bicubic(src: &RgbImage, w: u32, h: u32) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_takes_pillows_source_pixels() {
+        // 5 → 3: positions 5/3 · (x + 0.5) = 0.83, 2.5, 4.17 → columns 0, 2, 4.
+        // 3 → 7: 3/7 · (x + 0.5) = 0.21, 0.64, 1.07, 1.5, 1.93, 2.36, 2.79 → 0, 0, 1, 1, 1, 2, 2.
+        for (w, out, want) in [(5, 3, vec![0, 2, 4]), (3, 7, vec![0, 0, 1, 1, 1, 2, 2])] {
+            let src = RgbImage::from_fn(w, 1, |x, _| image::Rgb([x as u8, 0, 0]));
+            let got: Vec<u8> = pil_nearest(&src, out, 1).pixels().map(|p| p[0]).collect();
+            assert_eq!(got, want, "{w} -> {out}");
+        }
+    }
+
+    #[test]
+    fn premultiplied_resizes_round_trip_like_pillow() {
+        // 200 at alpha 128: premultiplied 200·128/255 = 100.4 → 100, divided back 255·100/128 =
+        // 199.2 → 199. A uniform image resamples to itself, so only the round trip shows.
+        let rgba: Vec<u8> = std::iter::repeat_n([200u8, 100, 0, 128], 6 * 4).flatten().collect();
+        let resize = |d: &[u8], c: usize| resample_u8(d, 6, 4, c, 3, 2);
+        assert_eq!(premultiplied(&rgba, 4, false, resize), [199, 99, 0].repeat(6));
+        // At full size Pillow does not resample at all: no round trip.
+        assert_eq!(premultiplied(&rgba, 4, true, resize), [200, 100, 0].repeat(24));
+        // Alpha 0 keeps the (premultiplied, so black) colour; LA repeats grey in three channels.
+        let la: Vec<u8> = std::iter::repeat_n([90u8, 0], 6 * 4).flatten().collect();
+        assert_eq!(premultiplied(&la, 2, false, resize), [0, 0, 0].repeat(6));
+    }
+
+    #[test]
+    fn cmyk_converts_with_pillows_rounding() {
+        // 255 - K - round(C · (255 - K) / 255): C = 100, K = 50 → 205 - round(80.39) = 125; the
+        // truncating formula (255 - C)(255 - K) / 255 = 124.6 would give 124.
+        assert_eq!(cmyk_channel(100, 50), 125);
+        assert_eq!(cmyk_channel(0, 0), 255);
+        assert_eq!(cmyk_channel(255, 0), 0);
+        assert_eq!(cmyk_channel(0, 255), 0);
+    }
+
+    #[test]
+    fn sixteen_bit_resampling_rounds_in_floating_point() {
+        // Halving 2 columns [0, 401] with the widened cubic kernel: weights are symmetric, so the
+        // value is 200.5, which Pillow rounds half up to 201 (and clips at 65535 above).
+        assert_eq!(resample_u16(&[0, 401], 2, 1, 1, 1), vec![201]);
+        assert_eq!(resample_u16(&[65535, 65535, 0, 0], 4, 1, 4, 1), vec![65535, 65535, 0, 0]);
+    }
 
     #[test]
     fn compositing_rounds_to_the_nearest_level() {

@@ -6,7 +6,9 @@
 //! 40-hex commit directly through `snapshots/<sha>/` (Python writes no `refs/<sha>` for it), and a
 //! `.no_exist/<sha>/<file>` marker records a file the repository does not have. So a complete cache
 //! needs no network even when not offline; only a file absent from the cache is downloaded (hf-hub
-//! 0.5, honouring `HF_ENDPOINT`). Offline (the spec's flag, or `HF_HUB_OFFLINE=1`) never touches the
+//! 0.5, honouring `HF_ENDPOINT`). A revision the repository does not have is an error saying so,
+//! never a missing file: offline, when the cache has the repository but cannot resolve the
+//! revision; online, when the hub's 404 carries `X-Error-Code: RevisionNotFound`. Offline (the spec's flag, or `HF_HUB_OFFLINE=1`) never touches the
 //! network and names the file it could not find. The cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`,
 //! else `~/.cache/huggingface/hub`; the token is `$HF_TOKEN`, else the token file beside the cache. The
 //! token goes into request headers only: it is never printed, put in an error or in a fingerprint.
@@ -83,6 +85,74 @@ impl HubRepo {
         format!("{}@{}", self.id, self.revision)
     }
 
+    /// Whether the cache holds this repository at all (some revision of it was downloaded before).
+    fn in_cache(&self) -> bool {
+        self.repo_dir().is_dir()
+    }
+
+    /// The branches and tags the cache knows (`refs/<name>`, nested names such as `pr/1` included).
+    fn cached_refs(&self) -> Vec<String> {
+        let refs = self.repo_dir().join("refs");
+        let mut names: Vec<String> = walkdir::WalkDir::new(&refs)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.path().strip_prefix(&refs).ok().map(|p| p.to_string_lossy().replace('\\', "/")))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Whether the cache can resolve the revision: a branch or tag through `refs/<name>`, a commit sha
+    /// through `snapshots/<sha>/`.
+    fn revision_cached(&self) -> bool {
+        match self.commit() {
+            Some(c) if is_sha(&self.revision) => {
+                self.repo_dir().join("snapshots").join(&c).is_dir()
+                    || self.repo_dir().join(".no_exist").join(&c).is_dir()
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// The error for a revision the repository does not have; `how` says how that was found out.
+    fn unknown_revision(&self, how: &str) -> Error {
+        Error::model(
+            self.label(),
+            format!(
+                "unknown revision '{}' of '{}' ({how}): give an existing branch, tag or commit sha",
+                self.revision, self.id
+            ),
+        )
+    }
+
+    /// Why the hub answered 404 for `file`: its `X-Error-Code` header tells a revision or repository
+    /// that does not exist from a missing file (hf-hub's error does not carry the headers, so the
+    /// same request is made once more). `None` when the file is what is missing.
+    fn why_not_found(&self, endpoint: &str, file: &str) -> Option<Error> {
+        let url = format!("{endpoint}/{}/resolve/{}/{file}", self.id, self.revision.replace('/', "%2F"));
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let mut request = agent.get(&url).header("Range", "bytes=0-0");
+        if let Some(t) = token() {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        let response = request.call().ok()?;
+        let code = response.headers().get("x-error-code")?.to_str().ok()?.to_string();
+        match code.as_str() {
+            "RevisionNotFound" => Some(self.unknown_revision("the hub answers 404 RevisionNotFound")),
+            "RepositoryNotFound" => Some(Error::model(
+                self.label(),
+                format!(
+                    "the hub has no repository '{}' (404 RepositoryNotFound): check the id, and set HF_TOKEN if it is private",
+                    self.id
+                ),
+            )),
+            _ => None,
+        }
+    }
+
     /// `Some(path)` if the cache has `file`, `Some(None)` if the cache knows the repo lacks it.
     fn cached(&self, file: &str) -> Option<Option<PathBuf>> {
         let commit = self.commit()?;
@@ -101,19 +171,31 @@ impl HubRepo {
             return Ok(found);
         }
         if self.offline {
+            if self.in_cache() && !self.revision_cached() {
+                let refs = self.cached_refs();
+                let known = if refs.is_empty() { "none".to_string() } else { refs.join(", ") };
+                return Err(self.unknown_revision(&format!(
+                    "offline, and the hub cache at {} has no such branch, tag or commit; cached branches and tags: {known}",
+                    self.repo_dir().display()
+                )));
+            }
             return Ok(None);
         }
         let mut builder =
             ApiBuilder::from_cache(Cache::new(self.cache_dir.clone())).with_progress(false).with_token(token());
-        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-            builder = builder.with_endpoint(endpoint);
-        }
+        let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+        builder = builder.with_endpoint(endpoint.clone());
         let api =
             builder.build().map_err(|e| Error::model(self.label(), format!("cannot set up the hub client: {e}")))?;
         let repo = api.repo(Repo::with_revision(self.id.clone(), RepoType::Model, self.revision.clone()));
         match repo.download(file) {
             Ok(path) => Ok(Some(path)),
-            Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::StatusCode(404)) => Ok(None),
+            Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::StatusCode(404)) => {
+                match self.why_not_found(endpoint.trim_end_matches('/'), file) {
+                    Some(err) => Err(err),
+                    None => Ok(None),
+                }
+            }
             Err(e) => Err(Error::model(
                 self.label(),
                 format!(

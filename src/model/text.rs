@@ -12,11 +12,12 @@
 //! The pad token is read from the checkpoint (`special_tokens_map.json`, then `tokenizer_config.json`,
 //! then the padding block of `tokenizer.json`) and must be in the tokenizer's vocabulary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use super::config::read_json;
 use super::ftfy::{basic_clean, is_py_space, py_strip};
 use crate::error::{Error, Result};
 
@@ -80,6 +81,24 @@ impl Cleaning {
     }
 }
 
+/// Punctuation in the sense of Unicode's `P*` categories, for the scripts a query is written in:
+/// ASCII, Latin-1 (`¡ § « ¶ · » ¿`), General Punctuation (dashes, quotes, `…`), CJK and full-width
+/// forms. The cleanings keep non-ASCII punctuation (`"¿?!"` cleans to `"¿"`), so a query made of
+/// it alone is as empty as `""`. Symbols and emoji are not punctuation.
+fn is_punctuation(c: char) -> bool {
+    c.is_ascii_punctuation()
+        || matches!(c, '¡' | '§' | '«' | '¶' | '·' | '»' | '¿' | '\u{37e}')
+        || ('\u{2010}'..='\u{2027}').contains(&c)
+        || ('\u{2030}'..='\u{205e}').contains(&c)
+        || ('\u{3001}'..='\u{3003}').contains(&c)
+        || ('\u{3008}'..='\u{3011}').contains(&c)
+        || ('\u{3014}'..='\u{301f}').contains(&c)
+        || ('\u{ff01}'..='\u{ff0f}').contains(&c)
+        || ('\u{ff1a}'..='\u{ff20}').contains(&c)
+        || ('\u{ff3b}'..='\u{ff40}').contains(&c)
+        || ('\u{ff5b}'..='\u{ff65}').contains(&c)
+}
+
 /// `" ".join(text.split()).strip()` with Python's notion of white space.
 fn collapse(text: &str) -> String {
     let words: Vec<&str> = text.split(is_py_space).filter(|w| !w.is_empty()).collect();
@@ -102,11 +121,6 @@ pub struct TokenizerFiles {
     pub tokenizer: PathBuf,
     pub special_tokens_map: Option<PathBuf>,
     pub tokenizer_config: Option<PathBuf>,
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
 }
 
 /// A special token as the JSON files spell it: a string or `{"content": ...}`.
@@ -170,7 +184,31 @@ impl TextPipeline {
     }
 
     /// Token ids for each text: cleaned, tokenised, truncated and padded to the context length.
+    ///
+    /// A text that cleans to nothing (only punctuation or white space, e.g. `"¿?!"` under open_clip's
+    /// `canonicalize`) is refused: Python would embed a lone end-of-text token, which ranks every
+    /// catalog by noise, so such a query is a mistake in the case, not something to measure.
     pub fn encode(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        for t in texts {
+            let cleaned = self.cleaning.apply(t);
+            if cleaned.chars().all(|c| is_punctuation(c) || is_py_space(c)) {
+                let left = if cleaned.is_empty() { String::new() } else { format!(", only '{cleaned}' is left") };
+                return Err(Error::file(
+                    &self.path,
+                    format!(
+                        "the query '{t}' is empty after cleaning ({}{left}): there is nothing to embed; \
+                         write the query with at least one word",
+                        self.cleaning.describe()
+                    ),
+                ));
+            }
+        }
+        self.encode_raw(texts)
+    }
+
+    /// [`TextPipeline::encode`] without the empty-query check: exactly what the Python tokenizer
+    /// gives, `</s>` and padding for a text that cleans to nothing (for fidelity checks).
+    pub fn encode_raw(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
         texts
             .iter()
             .map(|t| {

@@ -7,14 +7,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use fitcheck::embed::{Alpha, Embedder, ModelSource, ModelSpec};
-use fitcheck::model::Siglip;
+use fitcheck::embed::Embedder;
 
-const ROOT: &str = "tests/fixtures/siglip";
+use crate::common::{open, ROOT};
 
 /// The allowed differences: pixels in 8-bit levels, embeddings in max abs.
 const PIXEL_LEVELS: f32 = 2.0;
-const EMBED_TOL: f32 = 1e-5;
+pub const EMBED_TOL: f32 = 1e-5;
 
 struct Reference {
     json: serde_json::Value,
@@ -27,22 +26,17 @@ fn reference(dir: &Path) -> Reference {
     Reference { json, tensors }
 }
 
-fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+pub fn rows(t: &Tensor) -> Vec<Vec<f32>> {
     t.to_dtype(DType::F32).unwrap().to_vec2().unwrap()
 }
 
-fn max_abs(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+pub fn max_abs(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs())).fold(0.0, f32::max)
 }
 
 fn queries() -> Vec<String> {
     serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("queries.json")).unwrap()).unwrap()
-}
-
-fn open(dir: &Path) -> Siglip {
-    let spec = ModelSpec { source: ModelSource::Local(dir.to_owned()), offline: true, alpha: Alpha::Drop };
-    Siglip::open(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Image indices by descending cosine with `query` (vectors are normalised).

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use fitcheck::embed::{Alpha, ModelSource, ModelSpec};
+use fitcheck::embed::{Alpha, Pipeline};
 use fitcheck::model::cli::{embed_command, EmbedRequest};
 use fitcheck::model::Siglip;
 
-const MODEL: &str = "tests/fixtures/siglip/tiny-a/marqo";
+use crate::common::{copy_of, open, spec_with, MODEL};
 
 #[test]
 fn embed_prints_cleaned_text_tokens_and_vectors() {
@@ -44,8 +44,7 @@ fn embed_without_inputs_says_what_to_give() {
 fn alpha_modes_differ_only_under_transparency() {
     let path = Path::new("tests/fixtures/siglip/images/rgba_cutout.png");
     let pixels = |alpha| {
-        let spec = ModelSpec { source: ModelSource::Local(MODEL.into()), offline: true, alpha };
-        let model = Siglip::open(&spec).unwrap();
+        let model = Siglip::open(&spec_with(Path::new(MODEL), alpha, Pipeline::RgbFirst)).unwrap();
         model.pixel_pipeline().rgb(path).unwrap()
     };
     let (drop, white, black) = (pixels(Alpha::Drop), pixels(Alpha::White), pixels(Alpha::Black));
@@ -69,21 +68,13 @@ fn alpha_modes_differ_only_under_transparency() {
 #[test]
 fn half_precision_weights_load() {
     use candle_core::{DType, Device};
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(MODEL).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let dir = copy_of(Path::new(MODEL));
     let weights = dir.path().join("model.safetensors");
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu).unwrap();
     let half: std::collections::HashMap<String, candle_core::Tensor> =
         tensors.into_iter().map(|(k, t)| (k, t.to_dtype(DType::F16).unwrap())).collect();
     candle_core::safetensors::save(&half, &weights).unwrap();
 
-    let open = |dir: &Path| {
-        let spec = ModelSpec { source: ModelSource::Local(dir.to_owned()), offline: true, alpha: Alpha::Drop };
-        Siglip::open(&spec).unwrap()
-    };
     let texts = vec!["vestido rojo largo".to_string()];
     use fitcheck::embed::Embedder;
     let a = open(Path::new(MODEL)).embed_texts(&texts).unwrap();
@@ -92,4 +83,30 @@ fn half_precision_weights_load() {
     let diff = a[0].iter().zip(&b[0]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(diff > 0.0 && diff < 1e-2, "f16 weights differ by {diff}");
     assert_ne!(half_model.fingerprint().content, open(Path::new(MODEL)).fingerprint().content);
+}
+
+/// A description that cleans to nothing is refused with the original text, not embedded as a lone
+/// end-of-text token; the Python-equivalent token ids stay available for fidelity checks.
+#[test]
+fn a_query_that_cleans_to_nothing_is_refused() {
+    use fitcheck::embed::Embedder;
+    let model = open(Path::new(MODEL));
+    for text in ["¿?!", "...", "  \t", ""] {
+        let err = model.embed_texts(&["vestido rojo".into(), text.into()]).unwrap_err().to_string();
+        assert!(err.contains(&format!("the query '{text}' is empty after cleaning (open_clip canonicalize")), "{err}");
+        assert!(err.starts_with(&format!("{MODEL}/tokenizer.json: ")), "{err}");
+    }
+    // What Python tokenises: `</s>` and padding for a text that cleans to "" ...
+    assert_eq!(model.token_ids(&["...".into()]).unwrap()[0], vec![1; 16]);
+    // ... and the inverted question mark, which no cleaning removes, for "¿?!".
+    assert_ne!(model.token_ids(&["¿?!".into()]).unwrap()[0], vec![1; 16]);
+    let err =
+        embed_command(&EmbedRequest { model: MODEL.into(), texts: vec!["¿?!".into()], ..EmbedRequest::default() })
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("the query '¿?!' is empty after cleaning (open_clip canonicalize, only '¿' is left)"),
+        "{err}"
+    );
+    // Words, symbols and emoji are something to embed.
+    assert!(model.embed_texts(&["👗".into(), "¿vestido?".into()]).is_ok());
 }
