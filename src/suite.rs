@@ -343,12 +343,13 @@ impl Suite {
 mod tests {
     use super::*;
 
-    fn load_model_table(model: &str) -> Result<Suite> {
+    /// Loads a suite file with `model` added to its `[model]` table; an error comes back as its message,
+    /// with the temporary directory written `DIR`.
+    fn load_model_table(model: &str) -> std::result::Result<Suite, String> {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("[model]\npath = \"ckpt\"\n{model}\n[catalog]\nroot = \"photos\"\n");
         std::fs::write(dir.path().join(SUITE_FILE), text).unwrap();
-        Suite::load(dir.path())
-            .map_err(|e| Error::Rendered(e.to_string().replace(&dir.path().display().to_string(), "DIR")))
+        Suite::load(dir.path()).map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
     }
 
     #[test]
@@ -356,9 +357,9 @@ mod tests {
         assert_eq!(load_model_table("").unwrap().model.pipeline, Pipeline::RgbFirst);
         assert_eq!(load_model_table("pipeline = \"rgb_first\"").unwrap().model.pipeline, Pipeline::RgbFirst);
         assert_eq!(load_model_table("pipeline = \"open_clip\"").unwrap().model.pipeline, Pipeline::OpenClip);
-        let err = load_model_table("pipeline = \"pil\"").unwrap_err().to_string();
+        let err = load_model_table("pipeline = \"pil\"").unwrap_err();
         assert_eq!(err, "DIR/fitcheck.toml:3:12: unknown pipeline 'pil' (known: rgb_first, open_clip)");
-        let err = load_model_table("pipeline = \"open_clip\"\nalpha = \"white\"").unwrap_err().to_string();
+        let err = load_model_table("pipeline = \"open_clip\"\nalpha = \"white\"").unwrap_err();
         assert!(err.starts_with("DIR/fitcheck.toml:4:9: 'alpha' applies only to pipeline = \"rgb_first\""), "{err}");
         let both = load_model_table("pipeline = \"rgb_first\"\nalpha = \"white\"").unwrap();
         assert_eq!(both.model.alpha, Alpha::White);
