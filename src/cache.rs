@@ -124,12 +124,20 @@ pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Pa
 /// Normalised embeddings of the images at `paths`, in order, through the same cache file as
 /// [`embed_catalog`] (pair mode's images share it with the catalog's). The stamps file keeps the stamps of
 /// the latest call's paths only, so callers that alternate re-hash each other's images: slower, never wrong.
-pub fn embed_paths(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> Result<(Vec<Vec<f32>>, CacheStats)> {
+pub fn embed_paths(
+    embedder: &dyn Embedder,
+    paths: &[&Path],
+    dir: Option<&Path>,
+) -> Result<(Vec<Vec<f32>>, CacheStats)> {
     embed_files(embedder, paths, dir).map(|(v, _, stats)| (v, stats))
 }
 
 /// The shared work: vectors, content hashes and statistics.
-fn embed_files(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> Result<(Vec<Vec<f32>>, Vec<Hash>, CacheStats)> {
+fn embed_files(
+    embedder: &dyn Embedder,
+    paths: &[&Path],
+    dir: Option<&Path>,
+) -> Result<(Vec<Vec<f32>>, Vec<Hash>, CacheStats)> {
     let file = dir.map(|d| d.join(format!("{}.emb", embedder.fingerprint().cache_key())));
     let stamps_file = file.as_ref().map(|f| f.with_extension("stamps"));
     let (old_stamps, written) = stamps_file.as_deref().map(read_stamps).unwrap_or_default();

@@ -169,13 +169,23 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
     }
     let mut pairs = Vec::new();
     if let Some(spec) = &suite.pairs {
-        for (session, run) in sessions.iter().zip(&runs) {
+        for (session, run) in sessions.iter().zip(runs.iter_mut()) {
             let report = crate::pairs::evaluate(session.embedder()?, spec, session.cache_dir())?;
+            let context = report.context_length.unwrap_or(0);
+            for split in &report.splits {
+                for (text, tokens) in &split.truncated {
+                    run.warnings.push(format!(
+                        "{}: the pair text '{text}' ({} split) has {tokens} tokens and the model reads {context}: the rest is cut off",
+                        report.file, split.split
+                    ));
+                }
+            }
             pairs.push(NamedPairs { name: run.name.clone(), report });
         }
     }
     let comparisons: Vec<_> = runs[1..].iter().map(|c| compare::compare(&runs[0], c)).collect();
-    let doc = Document { manifest: Manifest::current(suite.k), notes: compare::notes(&runs[0]), runs, comparisons, pairs };
+    let doc =
+        Document { manifest: Manifest::current(suite.k), notes: compare::notes(&runs[0]), runs, comparisons, pairs };
     let reasons = compare::gate(&doc.runs, &doc.comparisons, &req.gate);
     // Everything is computed: now write, snapshots last (they change the suite).
     req.outputs.write(&doc, || compare_report::markdown(&doc))?;

@@ -57,8 +57,13 @@ pub fn movement_lines(m: &Movement) -> Vec<String> {
         lines.push(format!("left the top {}: {}", m.k, moves(&m.left, m.k, false)));
     }
     if !m.metrics.is_empty() {
-        let list: Vec<String> =
-            m.metrics.iter().map(|d| format!("{} {} → {}", d.metric.label(m.k), fmt_value(d.metric, d.base), fmt_value(d.metric, d.cand))).collect();
+        let list: Vec<String> = m
+            .metrics
+            .iter()
+            .map(|d| {
+                format!("{} {} → {}", d.metric.label(m.k), fmt_value(d.metric, d.base), fmt_value(d.metric, d.cand))
+            })
+            .collect();
         lines.push(list.join(", "));
     }
     lines
@@ -133,7 +138,12 @@ pub fn text(doc: &Document) -> String {
     for n in &doc.notes {
         writeln!(s, "note: {n}").unwrap();
     }
-    if !doc.notes.is_empty() {
+    for r in runs {
+        for w in &r.warnings {
+            writeln!(s, "warning: {}: {w}", r.name).unwrap();
+        }
+    }
+    if !doc.notes.is_empty() || runs.iter().any(|r| !r.warnings.is_empty()) {
         writeln!(s).unwrap();
     }
 
@@ -144,9 +154,6 @@ pub fn text(doc: &Document) -> String {
     for (c, _) in &cols {
         write!(s, " {c:>10}").unwrap();
     }
-    for k in &settings {
-        write!(s, "  {k}").unwrap();
-    }
     writeln!(s).unwrap();
     let table: Vec<Vec<f64>> = cols.iter().map(|(_, f)| runs.iter().map(|r| f(r)).collect()).collect();
     let marks: Vec<Vec<bool>> = cols.iter().zip(&table).map(|((c, _), v)| best(v, c)).collect();
@@ -156,10 +163,27 @@ pub fn text(doc: &Document) -> String {
             let star = if marks[j][i] { "*" } else { " " };
             write!(s, " {:>9}{star}", fmt_col(c, table[j][i])).unwrap();
         }
-        for k in &settings {
-            write!(s, "  {}", r.settings.get(k).map_or("-", String::as_str)).unwrap();
+        writeln!(s).unwrap();
+    }
+    if !settings.is_empty() {
+        writeln!(s, "\ntraining settings (from the checkpoints registry)").unwrap();
+        let cell = |r: &RunResult, k: &str| r.settings.get(k).cloned().unwrap_or_else(|| "-".into());
+        let widths: Vec<usize> = settings
+            .iter()
+            .map(|k| runs.iter().map(|r| cell(r, k).chars().count()).chain([k.chars().count()]).max().unwrap_or(1))
+            .collect();
+        write!(s, "{:<name_w$}", "checkpoint").unwrap();
+        for (k, w) in settings.iter().zip(&widths) {
+            write!(s, "  {k:<w$}").unwrap();
         }
         writeln!(s).unwrap();
+        for r in runs {
+            write!(s, "{:<name_w$}", r.name).unwrap();
+            for (k, w) in settings.iter().zip(&widths) {
+                write!(s, "  {:<w$}", cell(r, k)).unwrap();
+            }
+            writeln!(s).unwrap();
+        }
     }
 
     writeln!(s, "\nmeans per area and tag (* best in its group)").unwrap();
@@ -187,7 +211,8 @@ pub fn text(doc: &Document) -> String {
     }
 
     if !doc.pairs.is_empty() {
-        let named: Vec<(&str, &crate::pairs::PairReport)> = doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
+        let named: Vec<(&str, &crate::pairs::PairReport)> =
+            doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
         s.push('\n');
         s.push_str(&crate::pairs::render_text(&named));
     }
@@ -294,6 +319,11 @@ pub fn markdown(doc: &Document) -> String {
     for n in &doc.notes {
         writeln!(s, "> **Note:** {}\n", md_cell(n)).unwrap();
     }
+    for r in runs {
+        for w in &r.warnings {
+            writeln!(s, "> ⚠️ {}: {}\n", md_cell(&r.name), md_cell(w)).unwrap();
+        }
+    }
     writeln!(s, "### Leaderboard\n").unwrap();
     let cols = board_columns();
     let settings = setting_keys(runs);
@@ -350,7 +380,8 @@ pub fn markdown(doc: &Document) -> String {
     }
     writeln!(s, "\n</details>\n").unwrap();
     if !doc.pairs.is_empty() {
-        let named: Vec<(&str, &crate::pairs::PairReport)> = doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
+        let named: Vec<(&str, &crate::pairs::PairReport)> =
+            doc.pairs.iter().map(|p| (p.name.as_str(), &p.report)).collect();
         writeln!(s, "### Pair table\n").unwrap();
         s.push_str(&crate::pairs::render_markdown(&named));
         writeln!(s).unwrap();

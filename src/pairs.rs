@@ -440,6 +440,9 @@ pub struct SplitReport {
     pub duplicate_texts: usize,
     /// Texts with more tokens than the context, cut by the tokenizer (`None` without a token limit).
     pub truncated_texts: Option<usize>,
+    /// Those texts, each with its token count, for warnings.
+    #[serde(default)]
+    pub truncated: Vec<(String, usize)>,
     pub batch_longest: ModeReport,
     pub full_context: ModeReport,
 }
@@ -645,10 +648,13 @@ pub fn evaluate(embedder: &dyn Embedder, spec: &PairsSpec, cache_dir: Option<&Pa
         let counts = embedder.token_counts(&texts)?;
         let mut seen = std::collections::HashSet::new();
         let duplicate_texts = texts.iter().filter(|t| !seen.insert(t.as_str())).count();
-        let truncated_texts = match (&counts, context) {
-            (Some(c), Some(ctx)) => Some(c.iter().filter(|&&n| n > ctx).count()),
-            _ => None,
+        let truncated: Vec<(String, usize)> = match (&counts, context) {
+            (Some(c), Some(ctx)) => {
+                texts.iter().zip(c).filter(|(_, &n)| n > ctx).map(|(t, &n)| (t.clone(), n)).collect()
+            }
+            _ => Vec::new(),
         };
+        let truncated_texts = counts.as_ref().and(context).map(|_| truncated.len());
         let mode = |padding: Padding| -> Result<ModeReport> {
             let text_vectors = embed_split_texts(embedder, &texts, counts.as_deref(), padding, spec.batch)?;
             let sims = similarities(&image_vectors, &text_vectors);
@@ -669,6 +675,7 @@ pub fn evaluate(embedder: &dyn Embedder, spec: &PairsSpec, cache_dir: Option<&Pa
             n: rows.len(),
             duplicate_texts,
             truncated_texts,
+            truncated,
             batch_longest: mode(Padding::BatchLongest)?,
             full_context: mode(Padding::FullContext)?,
             split,

@@ -158,9 +158,17 @@ fn a_changed_ranking_fails_and_writes_nothing_on_ci() {
         assert!(run.out.contains(line), "the diff shows {line:?}:\n{}", run.out);
     }
     // wide-negro (rank 2) and skinny-azul (rank 3) tie at 0.667, so the cut-off k = 2 splits a tie.
-    assert!(run.out.contains("+note: ranks 2 and 3 are tied (scores within 0.0001): the cut-off k = 2 splits a tie\n"), "{}", run.out);
+    assert!(
+        run.out.contains("+note: ranks 2 and 3 are tied (scores within 0.0001): the cut-off k = 2 splits a tie\n"),
+        "{}",
+        run.out
+    );
     // Nothing else changes: seven changed lines.
-    let changed = run.out.lines().filter(|l| (l.starts_with('-') || l.starts_with('+')) && !l.starts_with("---") && !l.starts_with("+++")).count();
+    let changed = run
+        .out
+        .lines()
+        .filter(|l| (l.starts_with('-') || l.starts_with('+')) && !l.starts_with("---") && !l.starts_with("+++"))
+        .count();
     assert_eq!(changed, 7, "{}", run.out);
     assert!(!dir.path().join("snapshots/prendas/jean-wide-leg.snap.new").exists());
     assert!(run.out.contains("1 filtered out"), "--exact runs one case:\n{}", run.out);
@@ -394,22 +402,43 @@ fn discovery_reports_what_cannot_be_a_case_instead_of_skipping_it() {
     std::fs::create_dir_all(dir.path().join("cases/colores/raro.toml")).unwrap();
     // The same name in two Unicode forms: "camión" precomposed (NFC) and decomposed (NFD, as macOS
     // writes it) are two files here but one test name.
-    write(dir.path(), "cases/colores/cami\u{f3}n.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
-    write(dir.path(), "cases/colores/camio\u{301}n.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
+    write(
+        dir.path(),
+        "cases/colores/cami\u{f3}n.toml",
+        "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n",
+    );
+    write(
+        dir.path(),
+        "cases/colores/camio\u{301}n.toml",
+        "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n",
+    );
     // A case file that is not UTF-8: byte 0xE9 (latin-1 é) on line 2, after 17 valid characters.
-    std::fs::write(dir.path().join("cases/colores/latin1.toml"), b"expected = [\"x\"]\ndescription = \"caf\xe9\"\n").unwrap();
+    std::fs::write(dir.path().join("cases/colores/latin1.toml"), b"expected = [\"x\"]\ndescription = \"caf\xe9\"\n")
+        .unwrap();
     let run = fitcheck_test(dir.path(), "no", &[]);
     assert_ne!(run.code, 0);
     assert!(run.out.contains("cases/colores/raro.toml: a directory named like a case file"), "{}", run.out);
-    assert!(run.out.contains("the test name 'colores/cami\u{f3}n' is already taken by cases/colores/cami"), "{}", run.out);
-    assert!(run.out.contains("cases/colores/latin1.toml:2:19: not valid UTF-8: save the case file as UTF-8"), "{}", run.out);
+    assert!(
+        run.out.contains("the test name 'colores/cami\u{f3}n' is already taken by cases/colores/cami"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("cases/colores/latin1.toml:2:19: not valid UTF-8: save the case file as UTF-8"),
+        "{}",
+        run.out
+    );
 }
 
 #[cfg(unix)]
 #[test]
 fn a_symlinked_case_file_is_a_case() {
     let dir = toy_suite();
-    let elsewhere = write(dir.path(), "shared/remera.toml", "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n");
+    let elsewhere = write(
+        dir.path(),
+        "shared/remera.toml",
+        "description = \"remera celeste\"\nexpected = [\"remera/celeste\"]\nk = 1\n",
+    );
     std::os::unix::fs::symlink(&elsewhere, dir.path().join("cases/colores/enlace.toml")).unwrap();
     let run = fitcheck_test(dir.path(), "no", &["--list"]);
     assert!(run.out.contains("colores/enlace: test"), "{}", run.out);

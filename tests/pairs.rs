@@ -17,7 +17,12 @@ use fitcheck::suite::Suite;
 use serde_json::Value;
 
 fn open(dir: &str) -> Siglip {
-    let spec = ModelSpec { source: ModelSource::Local(dir.into()), offline: true, alpha: Alpha::Drop, pipeline: Default::default() };
+    let spec = ModelSpec {
+        source: ModelSource::Local(dir.into()),
+        offline: true,
+        alpha: Alpha::Drop,
+        pipeline: Default::default(),
+    };
     Siglip::open(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
