@@ -220,7 +220,8 @@ pub fn text(doc: &Document) -> String {
         s.push('\n');
         s.push_str(&comparison_text(cmp));
     }
-    s
+    // Padded columns leave trailing blanks; a report is read and diffed without them.
+    s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
 }
 
 fn summary_line(cmp: &Comparison) -> String {

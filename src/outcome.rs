@@ -87,3 +87,44 @@ impl Outcome {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rank::Ranked;
+
+    fn marks_of(classes: &[Class]) -> Vec<Option<Mark>> {
+        let outcome = Outcome {
+            ranking: (0..classes.len()).map(|i| Ranked { item: i, score: 0.0 }).collect(),
+            ranked_classes: classes.to_vec(),
+            metrics: metrics::compute(classes, 1),
+            checks: Vec::new(),
+            tie_at_k: false,
+        };
+        outcome.marks()
+    }
+
+    #[test]
+    fn marks_of_every_class_arrangement() {
+        use Class::{Expected as E, Neutral as N, Red as R, Yellow as Y};
+        use Mark::{Clear as C, Red as X, Yellow as W};
+        let table: [(&[Class], &[Option<Mark>]); 8] = [
+            // Above everything: clear.
+            (&[E, E, R], &[Some(C), Some(C), None]),
+            // Below a yellow item only: yellow; below a red item: red, whatever else is above.
+            (&[Y, E], &[None, Some(W)]),
+            (&[R, E], &[None, Some(X)]),
+            (&[Y, R, E], &[None, None, Some(X)]),
+            (&[R, Y, E], &[None, None, Some(X)]),
+            // Neutral items never count.
+            (&[N, E, N], &[None, Some(C), None]),
+            // One ranking with all three marks.
+            (&[E, Y, E, R, E], &[Some(C), None, Some(W), None, Some(X)]),
+            // No red or yellow item at all: every expected item is clear.
+            (&[N, E, N, E], &[None, Some(C), None, Some(C)]),
+        ];
+        for (classes, want) in table {
+            assert_eq!(marks_of(classes), want, "{classes:?}");
+        }
+    }
+}
