@@ -44,17 +44,23 @@ impl From<Exit> for ExitCode {
 pub struct Outputs {
     pub json: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    /// A directory for the HTML report.
+    pub html: Option<PathBuf>,
 }
 
 impl Outputs {
-    fn write(&self, doc: &Document, markdown: impl FnOnce() -> String) -> Result<()> {
+    /// Writes each requested output; returns the line saying what the HTML report wrote, if any.
+    fn write(&self, doc: &Document, cache: Option<&Path>, markdown: impl FnOnce() -> String) -> Result<String> {
         if let Some(path) = &self.json {
             atomic_write(path, doc.to_json().as_bytes())?;
         }
         if let Some(path) = &self.markdown {
             atomic_write(path, markdown().as_bytes())?;
         }
-        Ok(())
+        match &self.html {
+            Some(dir) => Ok(crate::html::write(doc, dir, cache)?.line() + "\n"),
+            None => Ok(String::new()),
+        }
     }
 }
 
@@ -69,9 +75,9 @@ pub fn run(suite: &Path, overrides: &Overrides, outputs: &Outputs) -> Result<(St
         notes: Vec::new(),
         pairs: Vec::new(),
     };
-    outputs.write(&doc, || report::markdown(&doc.runs[0]))?;
+    let written = outputs.write(&doc, session.cache_dir(), || report::markdown(&doc.runs[0]))?;
     let exit = if doc.runs[0].passed() { Exit::Passed } else { Exit::Failed };
-    Ok((report::summary(&doc.runs[0]), exit))
+    Ok((report::summary(&doc.runs[0]) + &written, exit))
 }
 
 /// `fitcheck compare`'s request.
@@ -188,8 +194,8 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
         Document { manifest: Manifest::current(suite.k), notes: compare::notes(&runs[0]), runs, comparisons, pairs };
     let reasons = compare::gate(&doc.runs, &doc.comparisons, &req.gate);
     // Everything is computed: now write, snapshots last (they change the suite).
-    req.outputs.write(&doc, || compare_report::markdown(&doc))?;
-    let mut text = compare_report::text(&doc);
+    let written = req.outputs.write(&doc, sessions[0].cache_dir(), || compare_report::markdown(&doc))?;
+    let mut text = compare_report::text(&doc) + &written;
     if req.write_snapshots {
         let session = &sessions[1];
         let mut written = 0;

@@ -186,6 +186,11 @@ impl Session {
         Ok(Session { suite, catalog, cases, cache_dir, context: OnceLock::new(), name: None })
     }
 
+    /// Where catalog embeddings (and the HTML report's thumbnails) are cached; `None` when off.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
     /// The catalog, or why it could not be loaded.
     pub fn catalog(&self) -> Result<&Catalog> {
         self.catalog.as_ref().map_err(Clone::clone)

@@ -34,6 +34,9 @@ enum Command {
         /// Also write the report as GitHub-flavoured Markdown (e.g. $GITHUB_STEP_SUMMARY).
         #[arg(long, value_name = "PATH")]
         markdown: Option<PathBuf>,
+        /// Also write an HTML report with every case's images to DIR/index.html (DIR/thumbs/ beside it).
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Compare checkpoints on the suite: leaderboard, regressions, fixes, movements, significance.
     ///
@@ -67,6 +70,9 @@ enum Command {
         /// Write the comparison as GitHub-flavoured Markdown.
         #[arg(long, value_name = "PATH")]
         markdown: Option<PathBuf>,
+        /// Write the comparison as an HTML report with both contact sheets to DIR/index.html.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// List the catalog items a selector matches (an id, a glob, or tag:a+b).
     Items {
@@ -161,12 +167,12 @@ fn finish(result: fitcheck::Result<(String, Exit)>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { suite, model, json, markdown } => {
+        Command::Run { suite, model, json, markdown, html } => {
             let mut overrides = Overrides::from_env();
             overrides.model = model.model.or(overrides.model);
             overrides.revision = model.revision.or(overrides.revision);
             overrides.offline |= model.offline;
-            finish(commands::run(&suite, &overrides, &Outputs { json, markdown }))
+            finish(commands::run(&suite, &overrides, &Outputs { json, markdown, html }))
         }
         Command::Compare {
             checkpoints,
@@ -179,6 +185,7 @@ fn main() -> ExitCode {
             write_snapshots,
             json,
             markdown,
+            html,
         } => finish(commands::compare(&CompareRequest {
             suite,
             checkpoints,
@@ -187,7 +194,7 @@ fn main() -> ExitCode {
             offline,
             gate: Gate { fail_on, max_drop },
             write_snapshots,
-            outputs: Outputs { json, markdown },
+            outputs: Outputs { json, markdown, html },
         })),
         Command::Items { selector, suite } => finish(commands::items(&suite, &selector).map(|t| (t, Exit::Passed))),
         Command::Embed { model, revision, texts, images, json, tokens, offline, alpha, pipeline } => {
