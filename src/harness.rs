@@ -208,11 +208,6 @@ impl Session {
             .map_err(Clone::clone)
     }
 
-    /// Where embeddings are cached (`None`: caching is off).
-    pub fn cache_dir(&self) -> Option<&Path> {
-        self.cache_dir.as_deref()
-    }
-
     /// The model, opening it (and embedding the catalog) if needed.
     pub fn embedder(&self) -> Result<&dyn Embedder> {
         self.context().map(|c| c.embedder.as_ref())

@@ -146,7 +146,7 @@ fn jpeg_size(path: &Path) -> Option<(u32, u32)> {
 /// ratio, and encodes it as JPEG. The error is the reason, naming the file.
 fn encode(path: &Path, alpha: Alpha) -> std::result::Result<(Vec<u8>, u32, u32), String> {
     // Only the conversion to RGB is used: size, mean and std matter for the model's tensor, not here.
-    let pipeline = PixelPipeline { size: SIDE, mean: [0.0; 3], std: [1.0; 3], alpha };
+    let pipeline = PixelPipeline { size: SIDE, mean: [0.0; 3], std: [1.0; 3], alpha, pipeline: Default::default() };
     let rgb = pipeline.rgb(path).map_err(|e| e.to_string())?;
     let (w, h) = (rgb.width(), rgb.height());
     if w == 0 || h == 0 {
