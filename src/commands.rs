@@ -218,6 +218,24 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
     }
 }
 
+/// `fitcheck hub`: the watched revisions the suite does not know, as text or JSON.
+pub fn hub(suite: &Path, json: bool) -> Result<(String, Exit)> {
+    let suite = Suite::load(suite)?;
+    let api = crate::model::source::HubApi::from_env()?;
+    let new = crate::hub::find_new(&suite, &api)?;
+    let text = if json { crate::hub::json(api.endpoint(), &new) } else { crate::hub::text(&new) };
+    Ok((text, Exit::Passed))
+}
+
+/// `fitcheck adopt REPO@SHA`: switches `[model]` to it and registers it in `[[checkpoints]]`.
+pub fn adopt(suite: &Path, model: &str, name: Option<&str>) -> Result<(String, Exit)> {
+    let file = suite.join(crate::suite::SUITE_FILE);
+    let Some((repo, sha)) = model.rsplit_once('@') else {
+        return Err(Error::file(&file, format!("'{model}' names no revision: write it as org/name@<commit sha>")));
+    };
+    Ok((crate::hub::adopt(suite, repo, sha, name)?, Exit::Passed))
+}
+
 /// `fitcheck items SELECTOR`: the catalog items a selector matches, with their tags.
 pub fn items(suite: &Path, selector: &str) -> Result<String> {
     let suite = Suite::load(suite)?;

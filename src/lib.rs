@@ -13,6 +13,7 @@ pub mod embed;
 pub mod error;
 pub mod files;
 pub mod harness;
+pub mod hub;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
