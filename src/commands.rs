@@ -218,9 +218,17 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
     }
 }
 
-/// `fitcheck hub`: the watched revisions the suite does not know, as text or JSON.
-pub fn hub(suite: &Path, json: bool) -> Result<(String, Exit)> {
-    let suite = Suite::load(suite)?;
+/// `fitcheck hub`: the watched revisions the suite does not know, as text or JSON; `only` looks at
+/// one repository and revision instead of the suite's `[watch]` (what a webhook or a person names).
+pub fn hub(suite: &Path, json: bool, only: Option<(&str, &str)>) -> Result<(String, Exit)> {
+    let mut suite = Suite::load(suite)?;
+    if let Some((repo, revision)) = only {
+        if !crate::suite::is_hub_id(repo) {
+            return Err(Error::file(&suite.file, format!("invalid hub id '{repo}': write it as owner/name")));
+        }
+        let repos = vec![crate::suite::WatchRepo { hub: repo.to_string(), revision: revision.to_string() }];
+        suite.watch = crate::suite::Watch { authors: Vec::new(), repos };
+    }
     let api = crate::model::source::HubApi::from_env()?;
     let new = crate::hub::find_new(&suite, &api)?;
     let text = if json { crate::hub::json(api.endpoint(), &new) } else { crate::hub::text(&new) };

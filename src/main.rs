@@ -78,6 +78,12 @@ enum Command {
         /// Print JSON ({"endpoint", "new": [{repo, sha, revision, why, branch}]}) for scripts.
         #[arg(long)]
         json: bool,
+        /// Look at this one repository (org/name) instead of the suite's [watch].
+        #[arg(long)]
+        repo: Option<String>,
+        /// With --repo: the branch, tag or commit to look at.
+        #[arg(long, default_value = "main", requires = "repo")]
+        revision: String,
     },
     /// Switch the suite's [model] to a hub revision and register it in [[checkpoints]], editing only
     /// those lines of the suite file.
@@ -208,7 +214,10 @@ fn main() -> ExitCode {
             write_snapshots,
             outputs: Outputs { json, markdown },
         })),
-        Command::Hub { suite, json } => finish(commands::hub(&suite, json)),
+        Command::Hub { suite, json, repo, revision } => {
+            let only = repo.map(|r| (r, revision));
+            finish(commands::hub(&suite, json, only.as_ref().map(|(r, v)| (r.as_str(), v.as_str()))))
+        }
         Command::Adopt { model, suite, name } => finish(commands::adopt(&suite, &model, name.as_deref())),
         Command::Items { selector, suite } => finish(commands::items(&suite, &selector).map(|t| (t, Exit::Passed))),
         Command::Embed { model, revision, texts, images, json, tokens, offline, alpha } => {

@@ -29,7 +29,7 @@ repo=$1 sha=$2 worktree=$3
 fitcheck=${FITCHECK:-fitcheck}
 gh=${GH:-gh}
 remote=${REMOTE:-origin}
-suite=$worktree/${SUITE:-cases}
+suite=${SUITE:-cases}
 
 if ! [[ $repo =~ ^[^/[:space:]]+/[^/[:space:]]+$ ]]; then
     echo "error: invalid hub id '$repo': write it as owner/name" >&2
@@ -50,6 +50,12 @@ fi
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# Run from the work tree, so reports name its paths as the repository does.
+case $fitcheck in
+*/*) fitcheck=$(cd "$(dirname "$fitcheck")" && pwd)/$(basename "$fitcheck") ;;
+esac
+cd "$worktree"
+worktree=.
 base=${BASE:-$(git -C "$worktree" rev-parse --abbrev-ref HEAD)}
 branch="fitcheck/$repo/$sha"
 short=${sha:0:7}
@@ -107,7 +113,6 @@ git -C "$worktree" -c user.name="${GIT_AUTHOR_NAME:-fitcheck}" -c user.email="${
 git -C "$worktree" push -q --force "$remote" "$branch"
 
 # 5. One pull request per revision: update it when it exists.
-cd "$worktree"
 number=$("$gh" pr list --head "$branch" --state open --json number --jq '.[0].number // empty')
 if [ -n "$number" ]; then
     "$gh" pr edit "$number" --title "$title" --body-file "$out/body.md"
