@@ -235,6 +235,32 @@ pub fn compare(req: &CompareRequest) -> Result<(String, Exit)> {
     }
 }
 
+/// `fitcheck hub`: the watched revisions the suite does not know, as text or JSON; `only` looks at
+/// one repository and revision instead of the suite's `[watch]` (what a webhook or a person names).
+pub fn hub(suite: &Path, json: bool, only: Option<(&str, &str)>) -> Result<(String, Exit)> {
+    let mut suite = Suite::load(suite)?;
+    if let Some((repo, revision)) = only {
+        if !crate::suite::is_hub_id(repo) {
+            return Err(Error::file(&suite.file, format!("invalid hub id '{repo}': write it as owner/name")));
+        }
+        let repos = vec![crate::suite::WatchRepo { hub: repo.to_string(), revision: revision.to_string() }];
+        suite.watch = crate::suite::Watch { authors: Vec::new(), repos };
+    }
+    let api = crate::model::source::HubApi::from_env()?;
+    let new = crate::hub::find_new(&suite, &api)?;
+    let text = if json { crate::hub::json(api.endpoint(), &new) } else { crate::hub::text(&new) };
+    Ok((text, Exit::Passed))
+}
+
+/// `fitcheck adopt REPO@SHA`: switches `[model]` to it and registers it in `[[checkpoints]]`.
+pub fn adopt(suite: &Path, model: &str, name: Option<&str>) -> Result<(String, Exit)> {
+    let file = suite.join(crate::suite::SUITE_FILE);
+    let Some((repo, sha)) = model.rsplit_once('@') else {
+        return Err(Error::file(&file, format!("'{model}' names no revision: write it as org/name@<commit sha>")));
+    };
+    Ok((crate::hub::adopt(suite, repo, sha, name)?, Exit::Passed))
+}
+
 /// `fitcheck items SELECTOR`: the catalog items a selector matches, with their tags.
 pub fn items(suite: &Path, selector: &str) -> Result<String> {
     let suite = Suite::load(suite)?;

@@ -69,9 +69,12 @@ pub fn movement_lines(m: &Movement) -> Vec<String> {
     lines
 }
 
+/// A leaderboard column: its heading and how a run's value is read.
+type Column = (&'static str, Box<dyn Fn(&RunResult) -> f64>);
+
 /// The leaderboard's numeric columns: one per verdict count, then every summary metric.
-fn board_columns() -> Vec<(&'static str, Box<dyn Fn(&RunResult) -> f64>)> {
-    let mut cols: Vec<(&'static str, Box<dyn Fn(&RunResult) -> f64>)> = vec![
+fn board_columns() -> Vec<Column> {
+    let mut cols: Vec<Column> = vec![
         ("passed", Box::new(|r: &RunResult| r.count(Verdict::Passed) as f64)),
         ("failed", Box::new(|r: &RunResult| r.count(Verdict::Failed) as f64)),
         ("known", Box::new(|r: &RunResult| r.count(Verdict::KnownFailure) as f64)),
@@ -155,7 +158,7 @@ pub fn text(doc: &Document) -> String {
         write!(s, " {c:>10}").unwrap();
     }
     writeln!(s).unwrap();
-    let table: Vec<Vec<f64>> = cols.iter().map(|(_, f)| runs.iter().map(|r| f(r)).collect()).collect();
+    let table: Vec<Vec<f64>> = cols.iter().map(|(_, f)| runs.iter().map(f).collect()).collect();
     let marks: Vec<Vec<bool>> = cols.iter().zip(&table).map(|((c, _), v)| best(v, c)).collect();
     for (i, r) in runs.iter().enumerate() {
         write!(s, "{:<name_w$}", r.name).unwrap();
@@ -344,7 +347,7 @@ pub fn markdown(doc: &Document) -> String {
         write!(s, " --- |").unwrap();
     }
     writeln!(s).unwrap();
-    let table: Vec<Vec<f64>> = cols.iter().map(|(_, f)| runs.iter().map(|r| f(r)).collect()).collect();
+    let table: Vec<Vec<f64>> = cols.iter().map(|(_, f)| runs.iter().map(f).collect()).collect();
     let marks: Vec<Vec<bool>> = cols.iter().zip(&table).map(|((c, _), v)| best(v, c)).collect();
     for (i, r) in runs.iter().enumerate() {
         let role = if i == 0 { " (baseline)" } else { "" };

@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod harness;
 pub mod html;
+pub mod hub;
 pub mod metrics;
 pub mod model;
 pub mod outcome;

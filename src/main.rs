@@ -74,6 +74,34 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         html: Option<PathBuf>,
     },
+    /// List the revisions of watched hub models (the suite's [watch]) that the suite has not registered.
+    ///
+    /// One line per new revision: repository, commit sha, why it is new. Needs the hub (HF_ENDPOINT,
+    /// HF_TOKEN); offline it is an error. Exit status: 0 listed (maybe nothing), 2 the hub or suite failed.
+    Hub {
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        /// Print JSON ({"endpoint", "new": [{repo, sha, revision, why, branch}]}) for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Look at this one repository (org/name) instead of the suite's [watch].
+        #[arg(long)]
+        repo: Option<String>,
+        /// With --repo: the branch, tag or commit to look at.
+        #[arg(long, default_value = "main", requires = "repo")]
+        revision: String,
+    },
+    /// Switch the suite's [model] to a hub revision and register it in [[checkpoints]], editing only
+    /// those lines of the suite file.
+    Adopt {
+        /// org/name@<commit sha>.
+        model: String,
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        /// The registry name (default: the repository name and the short sha).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List the catalog items a selector matches (an id, a glob, or tag:a+b).
     Items {
         selector: String,
@@ -196,6 +224,11 @@ fn main() -> ExitCode {
             write_snapshots,
             outputs: Outputs { json, markdown, html },
         })),
+        Command::Hub { suite, json, repo, revision } => {
+            let only = repo.map(|r| (r, revision));
+            finish(commands::hub(&suite, json, only.as_ref().map(|(r, v)| (r.as_str(), v.as_str()))))
+        }
+        Command::Adopt { model, suite, name } => finish(commands::adopt(&suite, &model, name.as_deref())),
         Command::Items { selector, suite } => finish(commands::items(&suite, &selector).map(|t| (t, Exit::Passed))),
         Command::Embed { model, revision, texts, images, json, tokens, offline, alpha, pipeline } => {
             let alpha = alpha.map(Alpha::from);

@@ -28,6 +28,16 @@
 //! learning_rate = 1e-5              # trained_layers, notes
 //! ```
 //!
+//! It may also name what `fitcheck hub` watches for new models (see [`crate::hub`]): every repository of
+//! an author whose name matches a glob, and single repositories at a branch. A repository or commit
+//! that `[model]` and `[[checkpoints]]` do not pin is new.
+//!
+//! ```toml
+//! [watch]
+//! authors = [{ author = "melijauregui", name = "cherrypick-sigLip*" }]  # name: a glob, default "*"
+//! repos = [{ hub = "Marqo/marqo-fashionSigLIP", revision = "main" }]   # revision: a branch, default "main"
+//! ```
+//!
 //! Relative paths are resolved against the directory holding the suite file. `FITCHECK_MODEL` and
 //! `FITCHECK_REVISION` override the model for one run (see [`ModelSource::from_override`]).
 
@@ -62,6 +72,33 @@ pub struct Suite {
     pub pairs: Option<crate::pairs::PairsSpec>,
     /// The checkpoints registry (`[[checkpoints]]`), in file order.
     pub checkpoints: Vec<Checkpoint>,
+    /// What `fitcheck hub` watches (`[watch]`); empty when the suite has none.
+    pub watch: Watch,
+}
+
+/// The `[watch]` table: where new models appear.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Watch {
+    /// Every repository of an author whose name matches a glob, at a branch.
+    pub authors: Vec<WatchAuthor>,
+    /// Single repositories at a branch.
+    pub repos: Vec<WatchRepo>,
+}
+
+/// `{ author = "...", name = "glob", revision = "main" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchAuthor {
+    pub author: String,
+    /// A glob over the repository name (the part after `author/`).
+    pub name: String,
+    pub revision: String,
+}
+
+/// `{ hub = "org/name", revision = "main" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchRepo {
+    pub hub: String,
+    pub revision: String,
 }
 
 /// A registered checkpoint: where it is and how it was trained.
@@ -88,6 +125,31 @@ struct SuiteFile {
     pairs: Option<crate::pairs::PairsTable>,
     #[serde(default)]
     checkpoints: Vec<Spanned<CheckpointTable>>,
+    watch: Option<WatchTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchTable {
+    #[serde(default)]
+    authors: Vec<Spanned<WatchAuthorTable>>,
+    #[serde(default)]
+    repos: Vec<Spanned<WatchRepoTable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchAuthorTable {
+    author: Spanned<String>,
+    name: Option<Spanned<String>>,
+    revision: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchRepoTable {
+    hub: Spanned<String>,
+    revision: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -323,6 +385,10 @@ impl Suite {
             }
             checkpoints.push(Checkpoint { name, source, settings });
         }
+        let watch = match &raw.watch {
+            Some(w) => watch_from_table(&file, &text, w)?,
+            None => Watch::default(),
+        };
         Ok(Suite {
             dir: dir.to_owned(),
             catalog_root: join_clean(dir, &raw.catalog.root),
@@ -335,8 +401,72 @@ impl Suite {
             snapshots_dir,
             checkpoints,
             pairs,
+            watch,
         })
     }
+}
+
+/// A hub id is `owner/name`: two non-empty parts without spaces.
+pub fn is_hub_id(id: &str) -> bool {
+    let ok = |part: &str| !part.is_empty() && !part.chars().any(|c| c.is_whitespace() || c == '/');
+    matches!(id.split_once('/'), Some((owner, name)) if ok(owner) && ok(name))
+}
+
+fn watch_from_table(path: &Path, text: &str, w: &WatchTable) -> Result<Watch> {
+    let at = |offset: usize, msg: String| Error::at_offset(path, text, offset, msg);
+    let revision = |r: &Option<Spanned<String>>| -> Result<String> {
+        match r {
+            None => Ok("main".into()),
+            Some(r) if r.get_ref().trim().is_empty() || r.get_ref().contains(char::is_whitespace) => {
+                Err(at(r.span().start, format!("invalid revision '{}': name a branch such as \"main\"", r.get_ref())))
+            }
+            Some(r) => Ok(r.get_ref().clone()),
+        }
+    };
+    let mut watch = Watch::default();
+    for entry in &w.authors {
+        let a = entry.get_ref();
+        let author = a.author.get_ref();
+        if author.is_empty() || author.contains('/') || author.contains(char::is_whitespace) {
+            return Err(at(
+                a.author.span().start,
+                format!("invalid author '{author}': write the hub user or organisation alone, e.g. \"melijauregui\""),
+            ));
+        }
+        let name = match &a.name {
+            None => "*".to_string(),
+            Some(n) => {
+                if n.get_ref().is_empty() || n.get_ref().contains('/') {
+                    return Err(at(
+                        n.span().start,
+                        format!(
+                            "invalid name pattern '{}': a glob over the repository name, without the author",
+                            n.get_ref()
+                        ),
+                    ));
+                }
+                if let Err(e) = globset::Glob::new(n.get_ref()) {
+                    return Err(at(n.span().start, format!("invalid name pattern '{}': {}", n.get_ref(), e.kind())));
+                }
+                n.get_ref().clone()
+            }
+        };
+        watch.authors.push(WatchAuthor { author: author.clone(), name, revision: revision(&a.revision)? });
+    }
+    for entry in &w.repos {
+        let r = entry.get_ref();
+        if !is_hub_id(r.hub.get_ref()) {
+            return Err(at(
+                r.hub.span().start,
+                format!(
+                    "invalid hub id '{}': write it as owner/name, e.g. \"Marqo/marqo-fashionSigLIP\"",
+                    r.hub.get_ref()
+                ),
+            ));
+        }
+        watch.repos.push(WatchRepo { hub: r.hub.get_ref().clone(), revision: revision(&r.revision)? });
+    }
+    Ok(watch)
 }
 
 #[cfg(test)]

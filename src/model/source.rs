@@ -288,3 +288,237 @@ impl Source {
         Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 }
+
+/// How long one hub API request may take, unless `FITCHECK_HUB_TIMEOUT` (seconds) says otherwise.
+const API_TIMEOUT_S: f64 = 30.0;
+
+/// The hub's endpoint: `$HF_ENDPOINT` (a mirror or a private hub), else huggingface.co.
+pub fn endpoint() -> String {
+    let e = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
+    e.unwrap_or_else(|| "https://huggingface.co".into()).trim().trim_end_matches('/').to_string()
+}
+
+/// Whether offline mode is asked for in the environment (`HF_HUB_OFFLINE`, `FITCHECK_OFFLINE`).
+pub fn offline_from_env() -> bool {
+    ["HF_HUB_OFFLINE", "FITCHECK_OFFLINE"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes")))
+}
+
+/// A repository the model listing returned: its id, and its head commit when the listing says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub sha: Option<String>,
+}
+
+/// The hub's JSON API, for what downloads do not need: listing an author's models and resolving a
+/// branch to its commit. Requests carry the same token as downloads (hf-hub's client sends the
+/// revision lookup itself), each has a time limit, and every failure becomes an error naming the
+/// repository and revision it was about; the token never appears in one.
+pub struct HubApi {
+    endpoint: String,
+    api: hf_hub::api::sync::Api,
+    agent: ureq::Agent,
+    token: Option<String>,
+    timeout: std::time::Duration,
+}
+
+impl HubApi {
+    /// The API at `$HF_ENDPOINT` with `$HF_TOKEN`; an error in offline mode, where there is nothing to ask.
+    pub fn from_env() -> Result<HubApi> {
+        let endpoint = endpoint();
+        if offline_from_env() {
+            return Err(Error::model(
+                &endpoint,
+                "offline mode is on (HF_HUB_OFFLINE or FITCHECK_OFFLINE): looking for new models needs the hub, \
+                 so there is nothing to watch offline: unset it",
+            ));
+        }
+        let seconds = match std::env::var("FITCHECK_HUB_TIMEOUT") {
+            Err(_) => API_TIMEOUT_S,
+            Ok(v) => v.trim().parse::<f64>().ok().filter(|s| *s > 0.0 && s.is_finite()).ok_or_else(|| {
+                Error::model(
+                    &endpoint,
+                    format!("invalid FITCHECK_HUB_TIMEOUT '{v}': give a number of seconds, e.g. 30"),
+                )
+            })?,
+        };
+        let token = token();
+        let api = ApiBuilder::from_cache(Cache::new(cache_dir()))
+            .with_progress(false)
+            .with_token(token.clone())
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(|e| Error::model(&endpoint, format!("cannot set up the hub client: {e}")))?;
+        Ok(HubApi {
+            endpoint,
+            api,
+            agent: ureq::Agent::new_with_defaults(),
+            token,
+            timeout: std::time::Duration::from_secs_f64(seconds),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The commit `revision` (a branch, tag or sha) of repository `id` points at
+    /// (`GET /api/models/<id>/revision/<revision>`, the `sha` of its answer).
+    pub fn resolve(&self, id: &str, revision: &str) -> Result<String> {
+        let label = format!("{id}@{revision}");
+        let repo = self.api.repo(Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string()));
+        let request = repo.info_request();
+        let (value, _) =
+            self.json(request, &label, &format!("/api/models/{id}/revision/{revision}"), Some((id, revision)))?;
+        match value.get("sha").and_then(|s| s.as_str()) {
+            Some(sha) if is_sha(sha) => Ok(sha.to_string()),
+            other => Err(Error::model(
+                label,
+                format!(
+                    "the hub's revision answer has no commit sha (got {}): check that HF_ENDPOINT is a Hugging Face hub",
+                    other.map_or("none".to_string(), |s| format!("'{s}'"))
+                ),
+            )),
+        }
+    }
+
+    /// Every model of `author` whose name contains `search` (`GET /api/models?author=&search=`),
+    /// following the listing's `Link: <...>; rel="next"` pages.
+    pub fn list_models(&self, author: &str, search: &str) -> Result<Vec<Listed>> {
+        let label = format!("models of '{author}' matching '{search}'");
+        let mut out = Vec::new();
+        let mut url = format!("{}/api/models", self.endpoint);
+        let mut first = true;
+        for _ in 0..1000 {
+            let mut request = self.agent.get(&url);
+            if first {
+                request = request.query("author", author).query("search", search);
+            }
+            if let Some(t) = &self.token {
+                request = request.header("Authorization", format!("Bearer {t}"));
+            }
+            let (value, next) = self.json(request, &label, "/api/models", None)?;
+            let items = value.as_array().ok_or_else(|| {
+                Error::model(
+                    &label,
+                    "the hub's model listing is not a JSON array: check that HF_ENDPOINT is a Hugging Face hub",
+                )
+            })?;
+            for item in items {
+                let id = item.get("id").or_else(|| item.get("modelId")).and_then(|v| v.as_str());
+                let Some(id) = id else {
+                    return Err(Error::model(&label, "an entry of the hub's model listing has no 'id'"));
+                };
+                let sha = item.get("sha").and_then(|v| v.as_str()).filter(|s| is_sha(s)).map(str::to_string);
+                out.push(Listed { id: id.to_string(), sha });
+            }
+            match next {
+                Some(n) => {
+                    url = n;
+                    first = false;
+                }
+                None => return Ok(out),
+            }
+        }
+        Err(Error::model(&label, "the hub's model listing does not end (over 1000 pages): narrow the name pattern"))
+    }
+
+    /// Sends a GET and reads a JSON answer; returns it with the `rel="next"` link, if any. `repo` is
+    /// the repository and revision asked about, for 404s.
+    fn json(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        label: &str,
+        path: &str,
+        repo: Option<(&str, &str)>,
+    ) -> Result<(serde_json::Value, Option<String>)> {
+        let fail = |msg: String| Error::model(label, msg);
+        let response = request.config().timeout_global(Some(self.timeout)).http_status_as_error(false).build().call();
+        let mut response = match response {
+            Ok(r) => r,
+            Err(ureq::Error::Timeout(_)) => {
+                return Err(fail(format!(
+                    "the hub at {} did not answer {path} within {} s: try again, check HF_ENDPOINT, or raise \
+                     FITCHECK_HUB_TIMEOUT",
+                    self.endpoint,
+                    self.timeout.as_secs_f64()
+                )))
+            }
+            Err(e) => {
+                return Err(fail(format!(
+                    "cannot reach the hub at {} for {path}: {e}: check HF_ENDPOINT and the network",
+                    self.endpoint
+                )))
+            }
+        };
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let code = header("x-error-code").unwrap_or_default();
+        let status = response.status().as_u16();
+        let content_type = header("content-type").unwrap_or_default();
+        let next = header("link").and_then(|l| next_link(&l));
+        match status {
+            200..=299 => {}
+            401 if self.token.is_some() => {
+                return Err(fail(
+                    "the hub refused the request (401 unauthorized): the repository does not exist or the token in \
+                     HF_TOKEN cannot read it: check the id and the token"
+                        .into(),
+                ))
+            }
+            401 => {
+                return Err(fail(
+                    "the hub refused the request (401 unauthorized): the repository does not exist, or it is private \
+                     or gated: check the id, or set HF_TOKEN to a token that can read it"
+                        .into(),
+                ))
+            }
+            403 => {
+                return Err(fail(
+                    "the hub denied access (403 forbidden): the token cannot read this repository: request access on \
+                     its page, or use a token with read access in HF_TOKEN"
+                        .into(),
+                ))
+            }
+            404 => {
+                return Err(fail(match repo {
+                    Some((_, rev)) if code == "RevisionNotFound" => {
+                        format!("revision '{rev}' not found (404): name an existing branch, tag or commit")
+                    }
+                    Some((id, _)) => format!("repository '{id}' not found (404): check the id"),
+                    None => format!("the hub at {} has no {path} (404): check HF_ENDPOINT", self.endpoint),
+                }))
+            }
+            _ => {
+                let why = header("x-error-message").map(|m| format!(": {m}")).unwrap_or_default();
+                return Err(fail(format!("the hub answered {status} for {path}{why}: try again later")));
+            }
+        }
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| fail(format!("the hub's answer to {path} was cut short: {e}: try again")))?;
+        let looks_html = content_type.contains("html") || body.trim_start().starts_with('<');
+        if looks_html {
+            return Err(fail(format!(
+                "the hub at {} answered HTML instead of JSON for {path}: HF_ENDPOINT must be the hub's address \
+                 (not a web page, login page or proxy)",
+                self.endpoint
+            )));
+        }
+        let value = serde_json::from_str(&body)
+            .map_err(|e| fail(format!("the hub's answer to {path} is not valid JSON ({e}): check HF_ENDPOINT")))?;
+        Ok((value, next))
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header (`<https://...>; rel="next"`), as GitHub and the hub page.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| url.to_string())
+    })
+}
