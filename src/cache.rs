@@ -97,6 +97,8 @@ pub struct Embedded {
     pub vectors: Vec<Vec<f32>>,
     /// `sha256:<16 hex>` over every item's id and content hash (see [`catalog_digest`]).
     pub digest: String,
+    /// Each item's SHA-256 content hash, in catalog order.
+    pub hashes: Vec<[u8; 32]>,
     pub stats: CacheStats,
 }
 
@@ -118,7 +120,7 @@ pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Pa
     let paths: Vec<&Path> = catalog.items().iter().map(|it| it.path.as_path()).collect();
     let (vectors, hashes, stats) = embed_files(embedder, &paths, dir)?;
     let digest = catalog_digest(catalog.items().iter().map(|it| it.id.as_str()).zip(&hashes));
-    Ok(Embedded { vectors, digest, stats })
+    Ok(Embedded { vectors, digest, hashes, stats })
 }
 
 /// Normalised embeddings of the images at `paths`, in order, through the same cache file as

@@ -1,7 +1,8 @@
 //! Case files: one query, the items that answer it, and the bar it must clear.
 //!
 //! ```toml
-//! description = "jean wide leg"          # the query text
+//! description = "jean wide leg"          # the query text (or query_image, below)
+//! variants = ["jeans wide leg"]          # other phrasings of the same query: each must pass (optional)
 //! expected = ["tag:jean+wide-leg"]       # ids, globs over ids, or tag:a+b selectors
 //! yellow_flags = ["tag:jean+palazzo"]    # acceptable look-alikes (optional)
 //! red_flags = ["tag:jean+skinny"]        # must not outrank the expected (optional: default every other item)
@@ -13,6 +14,11 @@
 //! [thresholds]                           # per-case overrides (optional)
 //! recall = ">= 0.5"
 //! ```
+//!
+//! An image query names a photo instead of a text: `query_image = "jean/jean-recto-azul-roto-01"` (a
+//! catalog item) or `query_image = "queries/foto.jpg"` (a file under the cases directory; paths may not
+//! leave it). The query image itself, and every catalog image with the same content, is left out of the
+//! ranking: an image is always its own nearest neighbour, which says nothing about the model.
 //!
 //! Loading validates everything against the catalog, so a [`Case`] always has a non-empty expected set,
 //! each item in at most one class, k ≥ 1 and thresholds in [0, 1]. Errors name the file, line and column.
@@ -35,7 +41,14 @@ pub struct Case {
     pub name: String,
     /// The case file, as shown in messages.
     pub path: PathBuf,
+    /// The query text; for an image query, `image <label>` (what reports show as the query).
     pub description: String,
+    /// The query photo, when the case queries with an image.
+    pub query_image: Option<QueryImage>,
+    /// Other phrasings of the text query; the harness runs each as a case of its own (see [`Case::variants`]).
+    pub variants: Vec<String>,
+    /// For a variant, the case it is a variant of.
+    pub variant_of: Option<String>,
     /// The class of every catalog item, by catalog index.
     pub classes: Vec<Class>,
     pub k: usize,
@@ -46,17 +59,56 @@ pub struct Case {
     pub ignore: Option<String>,
 }
 
+/// A case's query photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryImage {
+    pub path: PathBuf,
+    /// The catalog id, or the path as the case file gives it.
+    pub label: String,
+}
+
 impl Case {
     /// The area: the first folder of the name (`colores` for `colores/vestido-rojo`), if any.
     pub fn area(&self) -> Option<&str> {
         self.name.split_once('/').map(|(area, _)| area)
     }
+
+    /// One case per variant phrasing, named `<name>~<phrasing in lower case, words joined by '-'>`, with
+    /// everything else the same.
+    pub fn variants(&self) -> Vec<Case> {
+        self.variants
+            .iter()
+            .map(|v| Case {
+                name: format!("{}~{}", self.name, slug(v)),
+                description: v.clone(),
+                variants: Vec::new(),
+                variant_of: Some(self.name.clone()),
+                ..self.clone()
+            })
+            .collect()
+    }
+}
+
+/// `Jeans Rotos!` → `jeans-rotos`: letters and digits (accents kept), lower case, runs of anything else
+/// as one `-`.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CaseFile {
-    description: Spanned<String>,
+    description: Option<Spanned<String>>,
+    query_image: Option<Spanned<String>>,
+    variants: Option<Vec<Spanned<String>>>,
     expected: Spanned<Vec<Spanned<String>>>,
     yellow_flags: Option<Vec<Spanned<String>>>,
     red_flags: Option<Vec<Spanned<String>>>,
@@ -99,8 +151,46 @@ pub fn parse(path: &Path, text: &str, name: String, suite: &Suite, catalog: &Cat
     let raw: CaseFile = parse_toml(path, text)?;
     let at = |offset: usize, msg: String| Error::at_offset(path, text, offset, msg);
 
-    if raw.description.get_ref().trim().is_empty() {
-        return Err(at(raw.description.span().start, "empty description: write the query text".into()));
+    let (description, query_image) = match (&raw.description, &raw.query_image) {
+        (Some(d), None) => {
+            if d.get_ref().trim().is_empty() {
+                return Err(at(d.span().start, "empty description: write the query text".into()));
+            }
+            (d.get_ref().clone(), None)
+        }
+        (None, Some(q)) => {
+            let image = query_image(path, text, q, suite, catalog)?;
+            (format!("image {}", image.label), Some(image))
+        }
+        (Some(_), Some(q)) => {
+            return Err(at(
+                q.span().start,
+                "a case queries with a text ('description') or with an image ('query_image'), not both: keep one".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(Error::file(
+                path,
+                "no query: write 'description' (the query text) or 'query_image' (a catalog item or an image under the cases directory)",
+            ))
+        }
+    };
+    let mut variants: Vec<String> = Vec::new();
+    for v in raw.variants.iter().flatten() {
+        if query_image.is_some() {
+            return Err(at(
+                v.span().start,
+                "variants are other phrasings of a text query: an image query has none".into(),
+            ));
+        }
+        let s = slug(v.get_ref());
+        if s.is_empty() {
+            return Err(at(v.span().start, format!("variant '{}' has no letters or digits", v.get_ref())));
+        }
+        if s == slug(&description) || variants.iter().any(|o| slug(o) == s) {
+            return Err(at(v.span().start, format!("variant '{}' repeats another phrasing of this case", v.get_ref())));
+        }
+        variants.push(v.get_ref().clone());
     }
     if raw.expected.get_ref().is_empty() {
         return Err(at(raw.expected.span().start, "empty expected set: name at least one item".into()));
@@ -150,7 +240,10 @@ pub fn parse(path: &Path, text: &str, name: String, suite: &Suite, catalog: &Cat
     Ok(Case {
         name,
         path: path.to_owned(),
-        description: raw.description.into_inner(),
+        description,
+        query_image,
+        variants,
+        variant_of: None,
         classes,
         k,
         snapshot_top,
@@ -159,6 +252,46 @@ pub fn parse(path: &Path, text: &str, name: String, suite: &Suite, catalog: &Cat
         known_failure: raw.known_failure,
         ignore: raw.ignore,
     })
+}
+
+/// Resolves `query_image`: a catalog id, or a file under the cases directory (never outside it).
+fn query_image(
+    path: &Path,
+    text: &str,
+    value: &Spanned<String>,
+    suite: &Suite,
+    catalog: &Catalog,
+) -> Result<QueryImage> {
+    let at = |msg: String| Error::at_offset(path, text, value.span().start, msg);
+    let v = value.get_ref();
+    if let Some(i) = catalog.position(v) {
+        return Ok(QueryImage { path: catalog.items()[i].path.clone(), label: v.clone() });
+    }
+    let file = crate::suite::join_clean(&suite.dir, v);
+    let inside = |p: &Path, dir: &Path| match (p.canonicalize(), dir.canonicalize()) {
+        (Ok(p), Ok(d)) => p.starts_with(d),
+        _ => false,
+    };
+    if Path::new(v).is_absolute() || !file.starts_with(&suite.dir) || (file.exists() && !inside(&file, &suite.dir)) {
+        return Err(at(format!(
+            "query image '{v}' is outside the cases directory {}: name a catalog item or put the image under it",
+            suite.dir.display()
+        )));
+    }
+    if !file.is_file() {
+        return Err(at(format!(
+            "query image '{v}' is neither a catalog item nor a file under {}",
+            suite.dir.display()
+        )));
+    }
+    let ext = file.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if !crate::catalog::IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        return Err(at(format!(
+            "query image '{v}' is not an image file (known: {})",
+            crate::catalog::IMAGE_EXTENSIONS.join(", ")
+        )));
+    }
+    Ok(QueryImage { path: file, label: v.clone() })
 }
 
 fn class_list(class: Class) -> &'static str {

@@ -17,6 +17,7 @@ use crate::case::{self, Case};
 use crate::catalog::Catalog;
 use crate::embed::{unit_vectors, Embedder, ModelSource, ModelSpec};
 use crate::error::{Error, Result};
+use crate::metrics::Class;
 use crate::outcome::Outcome;
 use crate::report;
 use crate::result::{CaseResult, CatalogInfo, ModelInfo, RunResult, SnapshotState, SnapshotStatus};
@@ -24,6 +25,7 @@ use crate::snapshot::{self, Accepted};
 use crate::suite::{Suite, SUITE_FILE};
 use crate::toy::ToyEmbedder;
 use crate::verdict::Verdict;
+use sha2::Digest;
 
 /// Per-run settings that override the suite file, from flags or `FITCHECK_*` variables.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +71,8 @@ struct Context {
     embedder: Box<dyn Embedder>,
     items: Vec<Vec<f32>>,
     catalog_digest: String,
+    /// Each catalog item's content hash (an image query leaves out every item with its content).
+    hashes: Vec<[u8; 32]>,
 }
 
 /// One case, run: its result (with the one verdict) and the snapshot it is compared with.
@@ -171,18 +175,21 @@ impl Session {
         };
         let files = discover(&suite.dir)?;
         let catalog = Catalog::load(&suite.catalog_root, suite.manifest.as_deref());
-        let cases = files
-            .into_iter()
-            .map(|found| {
-                let name = case::name_of(&suite.dir, &found.path);
-                let case = match (found.problem, &catalog) {
-                    (Some(problem), _) => Err(problem),
-                    (None, Ok(catalog)) => case::load(&found.path, name.clone(), &suite, catalog),
-                    (None, Err(e)) => Err(e.clone()),
-                };
-                Discovered { name, path: found.path, case }
-            })
-            .collect();
+        let mut cases = Vec::new();
+        for found in files {
+            let name = case::name_of(&suite.dir, &found.path);
+            let case = match (found.problem, &catalog) {
+                (Some(problem), _) => Err(problem),
+                (None, Ok(catalog)) => case::load(&found.path, name.clone(), &suite, catalog),
+                (None, Err(e)) => Err(e.clone()),
+            };
+            // Each variant phrasing is a case of its own, right after the case it varies.
+            let variants = case.as_ref().map(Case::variants).unwrap_or_default();
+            cases.push(Discovered { name, path: found.path.clone(), case });
+            for v in variants {
+                cases.push(Discovered { name: v.name.clone(), path: found.path.clone(), case: Ok(v) });
+            }
+        }
         Ok(Session { suite, catalog, cases, cache_dir, context: OnceLock::new(), name: None })
     }
 
@@ -202,7 +209,12 @@ impl Session {
                 let catalog = self.catalog()?;
                 let embedder = open_model(&self.suite.model, catalog)?;
                 let embedded = cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())?;
-                Ok(Context { embedder, items: embedded.vectors, catalog_digest: embedded.digest })
+                Ok(Context {
+                    embedder,
+                    items: embedded.vectors,
+                    catalog_digest: embedded.digest,
+                    hashes: embedded.hashes,
+                })
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -223,6 +235,7 @@ impl Session {
             preprocessing: fp.preprocessing.clone(),
             catalog: format!("{} ({} items)", ctx.catalog_digest, ctx.items.len()),
             input_file: found.file(),
+            query_image: found.case.as_ref().ok().and_then(|c| c.query_image.as_ref()).map(|q| q.label.clone()),
         })
     }
 
@@ -255,19 +268,46 @@ impl Session {
             Ok(a) => a,
             Err(e) => return errored(e),
         };
-        let query = match ctx.embedder.embed_texts(std::slice::from_ref(&case.description)) {
+        let fp = ctx.embedder.fingerprint();
+        let (embedded, tower, input) = match &case.query_image {
+            None => (
+                ctx.embedder.embed_texts(std::slice::from_ref(&case.description)),
+                "text",
+                format!("'{}'", case.description),
+            ),
+            Some(q) => (ctx.embedder.embed_images(&[q.path.as_path()]), "image", q.path.display().to_string()),
+        };
+        let query = match embedded {
             Ok(v) => v,
             Err(e @ Error::NonFinite { .. }) => return Err(e),
             Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
         };
-        let fp = ctx.embedder.fingerprint();
-        let Some(query) = unit_vectors(fp, "text", &[format!("'{}'", case.description)], query)?.pop() else {
+        let Some(query) = unit_vectors(fp, tower, &[input], query)?.pop() else {
             return errored(Error::model(&fp.model, "the model returned no embedding for the query"));
         };
+        // An image query leaves out the image itself and every catalog image with the same content.
+        let mut excluded = vec![false; catalog.len()];
+        if let Some(q) = &case.query_image {
+            let hash: [u8; 32] = match std::fs::read(&q.path) {
+                Ok(bytes) => sha2::Sha256::digest(bytes).into(),
+                Err(e) => return errored(Error::io(&q.path, e)),
+            };
+            for (i, h) in ctx.hashes.iter().enumerate() {
+                excluded[i] = *h == hash;
+            }
+            let left = (0..catalog.len()).filter(|&i| !excluded[i] && case.classes[i] == Class::Expected).count();
+            if left == 0 {
+                return errored(Error::file(
+                    &found.path,
+                    "every expected item is the query image itself (or a copy of it): expect other items",
+                ));
+            }
+        }
         let prior = accepted.as_ref().map(Accepted::order).unwrap_or_default();
-        let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query, &prior);
+        let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query, &prior, &excluded);
         let verdict = Verdict::of(outcome.passed(), case.known_failure.is_some());
         let mut result = CaseResult::judged(&file, case, catalog, &outcome, verdict);
+        result.excluded = (0..catalog.len()).filter(|&i| excluded[i]).map(|i| catalog.items()[i].id.clone()).collect();
         let body = report::snapshot_body(&result);
         result.snapshot = Some(SnapshotState {
             status: match &accepted {
@@ -316,7 +356,7 @@ impl Session {
         else {
             return Ok(Vec::new());
         };
-        let cases: Vec<&Case> = loaded.collect();
+        let cases: Vec<&Case> = loaded.filter(|c| c.query_image.is_none()).collect();
         let texts: Vec<String> = cases.iter().map(|c| c.description.clone()).collect();
         let Some(counts) = embedder.token_counts(&texts)? else { return Ok(Vec::new()) };
         Ok(cases

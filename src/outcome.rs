@@ -46,9 +46,18 @@ impl Outcome {
     /// Ranks the catalog (`items[i]` = normalised embedding of catalog item `i`) against `query`.
     /// `prior` is the order of a previous ranking (item ids, best first; the accepted snapshot's): near
     /// ties keep that order (see [`rank::stabilize`]).
-    pub fn evaluate(case: &Case, catalog: &Catalog, items: &[Vec<f32>], query: &[f32], prior: &[String]) -> Outcome {
+    /// Items marked in `excluded` (the query image and its duplicates) are left out of the ranking.
+    pub fn evaluate(
+        case: &Case,
+        catalog: &Catalog,
+        items: &[Vec<f32>],
+        query: &[f32],
+        prior: &[String],
+        excluded: &[bool],
+    ) -> Outcome {
         let ids: Vec<&str> = catalog.items().iter().map(|it| it.id.as_str()).collect();
         let mut ranking = rank::rank(query, items, &ids);
+        ranking.retain(|r| !excluded.get(r.item).copied().unwrap_or(false));
         if !prior.is_empty() {
             let position: std::collections::HashMap<&str, usize> =
                 prior.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();

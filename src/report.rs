@@ -37,6 +37,9 @@ fn case_text(case: &CaseResult, scores: bool) -> String {
         return s;
     };
     writeln!(s, "k: {}", metrics.k).unwrap();
+    if !case.excluded.is_empty() {
+        writeln!(s, "left out (the query image and copies of it): {}", case.excluded.join(", ")).unwrap();
+    }
     writeln!(s).unwrap();
     s.push_str(&metrics_table(metrics, &case.checks));
     if ranking.tie_at_k {

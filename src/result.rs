@@ -103,8 +103,18 @@ pub struct CaseResult {
     /// Why the case could not be loaded or judged.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The query text (`image <label>` for an image query).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub query: Option<String>,
+    /// The query image, for an image query: a catalog id or a path under the cases directory.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub query_image: Option<String>,
+    /// For a variant phrasing, the case it varies.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub variant_of: Option<String>,
+    /// Catalog items left out of the ranking: an image query's own image and its copies.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub excluded: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub k: Option<usize>,
     /// Ranks shown in the snapshot.
@@ -167,6 +177,9 @@ impl CaseResult {
             verdict,
             error,
             query: case.map(|c| c.description.clone()),
+            query_image: case.and_then(|c| c.query_image.as_ref()).map(|q| q.label.clone()),
+            variant_of: case.and_then(|c| c.variant_of.clone()),
+            excluded: Vec::new(),
             k: case.map(|c| c.k),
             snapshot_top: case.map(|c| c.snapshot_top),
             groups: case.map(groups_of).unwrap_or_default(),

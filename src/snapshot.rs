@@ -44,13 +44,16 @@ pub struct Header {
     pub catalog: String,
     /// The case file, relative, with `/`.
     pub input_file: String,
+    /// For an image query, the query image (a catalog id or a path under the cases directory).
+    pub query_image: Option<String>,
 }
 
 impl Header {
     fn render(&self) -> String {
         let q = |s: &str| serde_json::to_string(s).expect("strings serialise");
+        let image = self.query_image.as_deref().map(|i| format!("  query_image: {}\n", q(i))).unwrap_or_default();
         format!(
-            "---\nsource: src/snapshot.rs\ninfo:\n  model: {}\n  revision: {}\n  preprocessing: {}\n  catalog: {}\ninput_file: {}\n---\n",
+            "---\nsource: src/snapshot.rs\ninfo:\n  model: {}\n  revision: {}\n  preprocessing: {}\n  catalog: {}\n{image}input_file: {}\n---\n",
             q(&self.model),
             q(&self.revision),
             q(&self.preprocessing),
@@ -79,6 +82,7 @@ impl Header {
             preprocessing: get("preprocessing"),
             catalog: get("catalog"),
             input_file: get("input_file"),
+            query_image: fields.get("query_image").cloned(),
         }
     }
 }
@@ -236,6 +240,7 @@ mod tests {
             preprocessing: "squash 64x64 bicubic, mean [0.5, 0.5, 0.5]: \"x\"".into(),
             catalog: "sha256:0123456789abcdef (206 items)".into(),
             input_file: "cases/colores/vestido rojo.toml".into(),
+            query_image: Some("jean/x".into()),
         }
     }
 

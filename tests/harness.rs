@@ -478,3 +478,118 @@ fn items_previews_what_a_selector_matches() {
     let run = fitcheck(dir.path(), &["items", "zapato/*"]);
     assert_eq!(run.code, 2, "{}", run.out);
 }
+
+#[test]
+fn an_image_query_ranks_the_catalog_without_the_image_itself() {
+    let dir = toy_suite();
+    // The query is catalog item jean/wide-azul (tags jean, wide-leg, azul). Left out of the ranking, it
+    // leaves wide-negro (jean, wide-leg: 2/√9 = 0.667) tied with skinny-azul and palazzo-azul (jean,
+    // azul: 0.667), ordered by id descending; every other item shares no tag (0).
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "query_image = \"jean/wide-azul\"\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\nk = 1\n");
+    let run = fitcheck_test(dir.path(), "always", &["--exact", "prendas/jean-wide-leg"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let snap = std::fs::read_to_string(dir.path().join("snapshots/prendas/jean-wide-leg.snap")).unwrap();
+    assert!(snap.contains("  query_image: \"jean/wide-azul\"\n"), "the header says the query is an image:\n{snap}");
+    for line in [
+        "query: image jean/wide-azul\nk: 1\nleft out (the query image and copies of it): jean/wide-azul\n",
+        "ranking (top 7 of 7):\nrank  mark class     item\n   1  ✅  expected  jean/wide-negro\n   2  ·  red       jean/skinny-azul\n   3  ·  yellow    jean/palazzo-azul\n",
+    ] {
+        assert!(snap.contains(line), "missing {line:?} in:\n{snap}");
+    }
+}
+
+#[test]
+fn an_image_outside_the_catalog_leaves_out_catalog_copies_by_content() {
+    let dir = toy_suite();
+    // A copy of jean/wide-azul under another name: matched by content, it is left out too.
+    std::fs::create_dir_all(dir.path().join("cases/fotos")).unwrap();
+    std::fs::copy(dir.path().join("catalog/jean/wide-azul.png"), dir.path().join("cases/fotos/mi foto.png")).unwrap();
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "query_image = \"fotos/mi foto.png\"\nexpected = [\"tag:jean+wide-leg\"]\nk = 7\nthresholds = { mrr = \"off\", recall = \"off\", precision = \"off\", accuracy = \"off\" }\n");
+    let run = fitcheck_test(dir.path(), "always", &["--exact", "prendas/jean-wide-leg"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let snap = std::fs::read_to_string(dir.path().join("snapshots/prendas/jean-wide-leg.snap")).unwrap();
+    assert!(snap.contains("left out (the query image and copies of it): jean/wide-azul\n"), "{snap}");
+    assert!(snap.contains("ranking (top 7 of 7):"), "{snap}");
+}
+
+#[test]
+fn image_query_mistakes_name_the_file_and_the_fix() {
+    let dir = toy_suite();
+    let cases = [
+        (
+            "description = \"x\"\nquery_image = \"jean/wide-azul\"\nexpected = [\"jean/wide-negro\"]\n",
+            "cases/colores/malo.toml:2:15: a case queries with a text ('description') or with an image ('query_image'), not both: keep one",
+        ),
+        ("expected = [\"jean/wide-negro\"]\n", "cases/colores/malo.toml: no query: write 'description' (the query text) or 'query_image'"),
+        (
+            "query_image = \"../catalog/jean/wide-azul.png\"\nexpected = [\"jean/wide-negro\"]\n",
+            "cases/colores/malo.toml:1:15: query image '../catalog/jean/wide-azul.png' is outside the cases directory cases",
+        ),
+        (
+            "query_image = \"fotos/nada.jpg\"\nexpected = [\"jean/wide-negro\"]\n",
+            "cases/colores/malo.toml:1:15: query image 'fotos/nada.jpg' is neither a catalog item nor a file under cases",
+        ),
+        (
+            "query_image = \"jean/wide-azul\"\nvariants = [\"otra\"]\nexpected = [\"jean/wide-negro\"]\n",
+            "cases/colores/malo.toml:2:13: variants are other phrasings of a text query: an image query has none",
+        ),
+        (
+            "query_image = \"jean/wide-azul\"\nexpected = [\"jean/wide-azul\"]\n",
+            "cases/colores/malo.toml: every expected item is the query image itself (or a copy of it): expect other items",
+        ),
+    ];
+    for (text, want) in cases {
+        write(dir.path(), "cases/colores/malo.toml", text);
+        let run = fitcheck_test(dir.path(), "no", &["--exact", "colores/malo"]);
+        assert_ne!(run.code, 0, "{text}");
+        assert!(run.out.contains(want), "missing {want:?} in:\n{}", run.out);
+    }
+    // An image that does not decode is the case's error, naming the file.
+    write(dir.path(), "cases/fotos/rota.png", "not a png");
+    write(
+        dir.path(),
+        "cases/colores/malo.toml",
+        "query_image = \"fotos/rota.png\"\nexpected = [\"jean/wide-negro\"]\n",
+    );
+    let run = fitcheck_test(dir.path(), "no", &["--exact", "colores/malo"]);
+    assert!(
+        run.out.contains("cases/colores/malo.toml: cannot embed the query: cases/fotos/rota.png: cannot read image"),
+        "{}",
+        run.out
+    );
+}
+
+#[test]
+fn each_variant_phrasing_is_its_own_test_and_the_summary_names_the_one_that_fails() {
+    let dir = toy_suite();
+    // "jean wide leg" and "wide leg jean" hit the same tags (jean, wide-leg): both pass at k = 2.
+    // "jeans anchos" hits no tag: every score is 0 and the ranking is by id descending (vestido/rojo,
+    // remera/roja, remera/celeste, jean/wide-negro, ...), so the first expected item is 4th: mrr 0.25,
+    // below the suite's "> 0.3".
+    write(dir.path(), "cases/prendas/jean-wide-leg.toml", "description = \"jean wide leg\"\nvariants = [\"wide leg jean\", \"jeans anchos\"]\nexpected = [\"tag:jean+wide-leg\"]\nyellow_flags = [\"jean/palazzo-*\"]\n");
+    let run = fitcheck_test(dir.path(), "always", &["--list"]);
+    assert!(run.out.contains("prendas/jean-wide-leg: test\nprendas/jean-wide-leg~wide-leg-jean: test\nprendas/jean-wide-leg~jeans-anchos: test\n"), "{}", run.out);
+    let run = fitcheck(dir.path(), &["run"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.out.contains("prendas/jean-wide-leg~wide-leg-jean      1.000"), "{}", run.out);
+    assert!(run.out.contains("prendas/jean-wide-leg~jeans-anchos       0.250"), "{}", run.out);
+    assert!(
+        run.out.lines().any(|l| l.starts_with("prendas/jean-wide-leg~jeans-anchos") && l.ends_with("FAIL")),
+        "{}",
+        run.out
+    );
+    // Two phrasings that name the same test are refused.
+    write(
+        dir.path(),
+        "cases/prendas/jean-wide-leg.toml",
+        "description = \"jean wide leg\"\nvariants = [\"Jean, wide leg!\"]\nexpected = [\"tag:jean+wide-leg\"]\n",
+    );
+    let run = fitcheck(dir.path(), &["run"]);
+    assert!(
+        run.out.contains(
+            "cases/prendas/jean-wide-leg.toml:2:13: variant 'Jean, wide leg!' repeats another phrasing of this case"
+        ),
+        "{}",
+        run.out
+    );
+}
