@@ -44,7 +44,7 @@ impl Manifest {
             fitcheck: env!("CARGO_PKG_VERSION").to_string(),
             format: 1,
             similarity: "cosine of L2-normalised embeddings; every catalog item is ranked".into(),
-            tie_rule: "score descending; equal scores by item id descending (as trec_eval); scores within near_tie keep the order of the accepted snapshot".into(),
+            tie_rule: "score descending; equal scores by item id descending (as trec_eval); scores within near_tie keep the order of an accepted snapshot made by the same checkpoint".into(),
             near_tie: crate::rank::NEAR_TIE,
             default_k,
             precision_denominator: "k, even when the catalog has fewer than k items".into(),

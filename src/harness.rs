@@ -303,7 +303,12 @@ impl Session {
                 ));
             }
         }
-        let prior = accepted.as_ref().map(Accepted::order).unwrap_or_default();
+        // Near ties keep the accepted order only when the same checkpoint made it: another model's
+        // order says nothing about this one's ties, and its metrics must be its exact scores'.
+        let same_model = |a: &&Accepted| {
+            a.header.model == fp.model && a.header.revision == fp.revision && a.header.preprocessing == fp.preprocessing
+        };
+        let prior = accepted.as_ref().filter(same_model).map(Accepted::order).unwrap_or_default();
         let outcome = Outcome::evaluate(case, catalog, &ctx.items, &query, &prior, &excluded);
         let verdict = Verdict::of(outcome.passed(), case.known_failure.is_some());
         let mut result = CaseResult::judged(&file, case, catalog, &outcome, verdict);

@@ -44,7 +44,7 @@ fn case_text(case: &CaseResult, scores: bool) -> String {
     s.push_str(&metrics_table(metrics, &case.checks));
     if ranking.tie_at_k {
         let k = metrics.k;
-        writeln!(s, "note: ranks {k} and {} are tied (scores within 0.0001): the cut-off k = {k} splits a tie", k + 1)
+        writeln!(s, "note: ranks {k} and {} are tied (scores within 0.00001): the cut-off k = {k} splits a tie", k + 1)
             .unwrap();
     }
     writeln!(s).unwrap();

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import re
 import sys
@@ -33,7 +34,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tinysiglip as T  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-CASE_KEYS = {"description", "expected", "yellow_flags", "red_flags", "k", "tags", "known_failure", "thresholds"}
+CASE_KEYS = {"description", "query_image", "variants", "expected", "yellow_flags", "red_flags", "k", "tags",
+             "known_failure", "thresholds"}
+
+
+def slug(text: str) -> str:
+    """A phrasing's part of a variant's test name: letters and digits, lower case, other runs as '-'."""
+    out = ""
+    for ch in text.lower():
+        if ch.isalnum():
+            out += ch
+        elif not out.endswith("-"):
+            out += "-"
+    return out.strip("-")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """`a-{x,y}-*` -> [`a-x-*`, `a-y-*`] (one level, as the case globs use it)."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if not m:
+        return [pattern]
+    return [p for alt in m.group(1).split(",") for p in expand_braces(pattern[:m.start()] + alt + pattern[m.end():])]
 METRICS = ["mrr", "precision", "accuracy", "recall"]
 IMAGE_EXT = {".png", ".jpg", ".jpeg"}
 
@@ -66,8 +87,9 @@ class Catalog:
         if selector.startswith("tag:"):
             want = set(selector[4:].split("+"))
             return {i for i in self.ids if want <= self.tags[i]}
-        if any(c in selector for c in "*?["):
-            return {i for i in self.ids if fnmatch.fnmatchcase(i, selector)}
+        if any(c in selector for c in "*?[{"):
+            pats = expand_braces(selector)
+            return {i for i in self.ids if any(fnmatch.fnmatchcase(i, p) for p in pats)}
         return {selector} if selector in self.paths else set()
 
 
@@ -97,8 +119,16 @@ def load_cases(cases_dir: Path, catalog: Catalog, defaults: dict) -> list[dict]:
         th.update({k: parse_threshold(v) for k, v in raw.get("thresholds", {}).items()})
         k = raw.get("k", defaults["k"])
         assert k > 0
-        cases.append(dict(name=name, description=raw["description"], E=E, Y=Y, R=R, k=k, thresholds=th,
-                          known_failure=raw.get("known_failure"), tags=raw.get("tags", [])))
+        image = None
+        if "query_image" in raw:
+            q = raw["query_image"]
+            image = catalog.paths[q] if q in catalog.paths else cases_dir / q
+            assert image.is_file(), f"{name}: query image {q!r} not found"
+        base = dict(E=E, Y=Y, R=R, k=k, thresholds=th, known_failure=raw.get("known_failure"),
+                    tags=raw.get("tags", []), image=image)
+        cases.append(dict(base, name=name, description=raw.get("description")))
+        for v in raw.get("variants", []):
+            cases.append(dict(base, name=f"{name}~{slug(v)}", description=v))
     assert cases, f"no cases found under {cases_dir}"
     return cases
 
@@ -124,20 +154,33 @@ def metrics(ranking: list[str], scores: dict[str, float], E: set, Y: set, R: set
 @torch.no_grad()
 def evaluate(model_dir: Path, catalog: Catalog, cases: list[dict], verbose: bool) -> dict:
     model, enc, size = T.load_checkpoint(model_dir)
-    _check_tokenizer(model_dir, enc, [c["description"] for c in cases])
+    texts = [c["description"] for c in cases if c["image"] is None]
+    _check_tokenizer(model_dir, enc, texts)
     x = torch.from_numpy(np.stack([T.preprocess(Image.open(catalog.paths[i]), size) for i in catalog.ids]))
     img = torch.cat([model.encode_image(x[s:s + 64], normalize=True) for s in range(0, len(x), 64)])
-    txt = model.encode_text(enc([c["description"] for c in cases]), normalize=True)
-    sims = (txt @ img.T).numpy().astype(np.float64)
+    txt = iter(model.encode_text(enc(texts), normalize=True))
+    digest = {i: hashlib.sha256(catalog.paths[i].read_bytes()).hexdigest() for i in catalog.ids}
     results = []
-    for c, row in zip(cases, sims):
-        scores = dict(zip(catalog.ids, row.tolist()))
+    for c in cases:
+        if c["image"] is None:
+            query = next(txt)
+            left_out = set()
+        else:
+            # An image query: the image itself and every catalog image with its content are left out.
+            q = torch.from_numpy(T.preprocess(Image.open(c["image"]), size)[None])
+            query = model.encode_image(q, normalize=True)[0]
+            own = hashlib.sha256(Path(c["image"]).read_bytes()).hexdigest()
+            left_out = {i for i in catalog.ids if digest[i] == own}
+        row = (query @ img.T).numpy().astype(np.float64)
+        scores = {i: s for i, s in zip(catalog.ids, row.tolist()) if i not in left_out}
+        c = dict(c, E=c["E"] - left_out, Y=c["Y"] - left_out, R=c["R"] - left_out)
         ranking = rank(scores)
         m = metrics(ranking, scores, c["E"], c["Y"], c["R"], c["k"])
         ok = {name: meets(m[name], c["thresholds"][name]) for name in METRICS}
         passed = all(ok.values())
         status = ("XPASS" if passed else "xfail") if c["known_failure"] else ("pass" if passed else "FAIL")
-        results.append(dict(name=c["name"], description=c["description"], k=c["k"], n_expected=len(c["E"]),
+        results.append(dict(name=c["name"], description=c["description"] or f"image {c['image']}", k=c["k"],
+                            n_expected=len(c["E"]),
                             n_yellow=len(c["Y"]), metrics=m, ok=ok, status=status,
                             top=[(i, "E" if i in c["E"] else "Y" if i in c["Y"] else "R" if i in c["R"] else "-")
                                  for i in ranking[:c["k"]]]))

@@ -4,35 +4,14 @@
 //! The toy backend embeds tags, so every ranking below is worked out by hand from
 //! `tests/fixtures/toy/catalog/manifest.toml`: cosine = shared tags / sqrt(|query tags| · |item tags|).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use crate::common::{toy_suite, write};
 
 struct Run {
     code: i32,
     out: String,
-}
-
-/// A copy of the toy suite in a fresh directory.
-fn toy_suite() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/toy");
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let to = dir.path().join(entry.path().strip_prefix(&src).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-    dir
-}
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Runs `fitcheck test --suite cases -- ARGS` in `dir`, as on a developer machine (not CI).
@@ -159,7 +138,7 @@ fn a_changed_ranking_fails_and_writes_nothing_on_ci() {
     }
     // wide-negro (rank 2) and skinny-azul (rank 3) tie at 0.667, so the cut-off k = 2 splits a tie.
     assert!(
-        run.out.contains("+note: ranks 2 and 3 are tied (scores within 0.0001): the cut-off k = 2 splits a tie\n"),
+        run.out.contains("+note: ranks 2 and 3 are tied (scores within 0.00001): the cut-off k = 2 splits a tie\n"),
         "{}",
         run.out
     );

@@ -438,18 +438,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else if !entry.path().to_string_lossy().ends_with(".snap.new") {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A fake `gh`: logs each call's arguments, one per line, keeps a copy of each body, and remembers
 /// the pull request it opened so `pr list` finds it.
 fn fake_gh(bin: &Path) {
@@ -488,7 +476,7 @@ fn a_new_model_becomes_one_pull_request_created_then_updated() {
     git(tmp.path(), &["init", "-q", "--bare", origin.to_str().unwrap()]);
     git(tmp.path(), &["clone", "-q", origin.to_str().unwrap(), work.to_str().unwrap()]);
     for d in ["cases", "snapshots", "lookbook/catalog", "lookbook/pairs", "lookbook/checkpoints/checkpoint-b"] {
-        copy_dir(&root.join(d), &work.join(d));
+        crate::common::copy_tree(&root.join(d), &work.join(d));
     }
     let suite = std::fs::read_to_string(work.join("cases/fitcheck.toml")).unwrap();
     std::fs::write(work.join("cases/fitcheck.toml"), format!("{suite}{WATCH}")).unwrap();

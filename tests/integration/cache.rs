@@ -31,16 +31,7 @@ impl Embedder for Counting {
 fn warm_runs_embed_no_image_and_edits_are_picked_up() {
     let tmp = tempfile::tempdir().unwrap();
     let catalog_dir = tmp.path().join("catalog");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/toy/catalog");
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let to = catalog_dir.join(entry.path().strip_prefix(&src).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
+    crate::common::copy_tree(&crate::common::repo().join("tests/fixtures/toy/catalog"), &catalog_dir);
     // Images last modified an hour ago: old enough for their stamps to be trusted.
     let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for entry in walkdir::WalkDir::new(&catalog_dir) {

@@ -2,10 +2,11 @@
 //! the less-trained checkpoint-a, on a copy of the example suite in a temporary directory.
 //!
 //! The expected numbers come from elsewhere than the code under test: the suite means and pass counts
-//! of both checkpoints were computed in Python by `scripts/lookbook/evaluate.py` (see
-//! `lookbook/checkpoints/README.md`: checkpoint-a 9 passed, 13 failed, 8 known failures, mean mrr /
-//! precision / accuracy / recall 0.87 / 0.67 / 0.50 / 0.57; checkpoint-b 22 / 0 / 8), and checkpoint-a's
-//! ranking of `prendas/jean-wide-leg` is the one the README shows for it.
+//! of both checkpoints were computed in Python by `scripts/lookbook/evaluate.py` on the 38 cases (30 text
+//! cases, 4 phrasings, 4 image queries): checkpoint-a 12 passed, 15 failed, 11 known failures, mean mrr /
+//! precision / accuracy / recall 0.8607 / 0.6838 / 0.4944 / 0.5596; checkpoint-b 27 / 0 / 11 and
+//! 0.9232 / 0.8857 / 0.7838 / 0.7770. checkpoint-a's ranking of `prendas/jean-wide-leg` is the one the
+//! README shows for it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,25 +15,11 @@ use fitcheck::compare::Change;
 use fitcheck::document::Document;
 use fitcheck::verdict::Verdict;
 
+use crate::common::{copy_tree, repo};
+
 struct Run {
     code: i32,
     out: String,
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// The example suite and its accepted snapshots, copied; the suite file points at the repository's
@@ -72,14 +59,15 @@ fn fitcheck(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 fn compare_reports_the_leaderboard_regressions_and_movements_and_gates_on_them() {
     let dir = suite(None);
     let run = fitcheck(dir.path(), &["compare", "checkpoint-a", "--json", "out.json", "--markdown", "out.md"], &[]);
-    assert_eq!(run.code, 1, "13 regressions fail the default gate:\n{}", run.out);
+    assert_eq!(run.code, 1, "15 regressions fail the default gate:\n{}", run.out);
     for line in [
         "baseline: checkpoint-b (",
-        "checkpoint-b        22*         0*         8 ",
-        "checkpoint-a         9         13          8 ",
-        "checkpoint-a against checkpoint-b: 13 regressions, 0 fixes",
+        "checkpoint-b        27*         0*        11 ",
+        "checkpoint-a        12         15         11 ",
+        "checkpoint-a against checkpoint-b: 15 regressions, 0 fixes",
         "  prendas/jean-wide-leg  passed → failed",
-        "gate: checkpoint-a: 13 case(s) regressed against checkpoint-b",
+        "  prendas/campera-de-cuero~chaqueta-de-cuero  passed → failed",
+        "gate: checkpoint-a: 15 case(s) regressed against checkpoint-b",
         "training settings (from the checkpoints registry)",
         "padding: batch-longest",
     ] {
@@ -90,18 +78,29 @@ fn compare_reports_the_leaderboard_regressions_and_movements_and_gates_on_them()
     let doc: Document = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap()).unwrap();
     let (b, a) = (&doc.runs[0], &doc.runs[1]);
     assert_eq!((b.name.as_str(), a.name.as_str()), ("checkpoint-b", "checkpoint-a"));
-    assert_eq!([b.count(Verdict::Passed), b.count(Verdict::Failed), b.count(Verdict::KnownFailure)], [22, 0, 8]);
-    assert_eq!([a.count(Verdict::Passed), a.count(Verdict::Failed), a.count(Verdict::KnownFailure)], [9, 13, 8]);
-    let mean = |m: &str| a.means.means[&fitcheck::metrics::Metric::from_key(m).unwrap()];
-    for (metric, python) in [("mrr", 0.868), ("precision", 0.674), ("accuracy", 0.502), ("recall", 0.566)] {
-        assert!((mean(metric) - python).abs() < 5e-4, "{metric}: {} vs {python}", mean(metric));
+    assert_eq!([b.count(Verdict::Passed), b.count(Verdict::Failed), b.count(Verdict::KnownFailure)], [27, 0, 11]);
+    assert_eq!([a.count(Verdict::Passed), a.count(Verdict::Failed), a.count(Verdict::KnownFailure)], [12, 15, 11]);
+    let mean =
+        |r: &fitcheck::result::RunResult, m: &str| r.means.means[&fitcheck::metrics::Metric::from_key(m).unwrap()];
+    // One known difference: on checkpoint-a, `prendas/remera-manga-larga` ranks two JPEGs 1.1e-4 apart
+    // (camisa-azul-liso-ml-02 0.18791, remera-azul-liso-ml-02 0.18780) in the order opposite to PyTorch's,
+    // because the JPEG decoders differ by up to 2 levels (see the README's fidelity notes): its recall@10
+    // is 3/13 here and 4/13 in Python, so the suite mean of recall differs by (1/13) / 38 = 0.0020.
+    for (metric, pa, pb, tolerance) in [
+        ("mrr", 0.8607, 0.9232, 5e-5),
+        ("precision", 0.6838, 0.8857, 5e-5),
+        ("accuracy", 0.4944, 0.7838, 5e-5),
+        ("recall", 0.5596 - 1.0 / 13.0 / 38.0, 0.7770, 5e-5),
+    ] {
+        assert!((mean(a, metric) - pa).abs() < tolerance, "{metric}: {} vs Python's {pa}", mean(a, metric));
+        assert!((mean(b, metric) - pb).abs() < tolerance, "{metric}: {} vs Python's {pb}", mean(b, metric));
     }
     assert_eq!(a.settings["steps"], "900");
-    assert_eq!(doc.manifest.near_tie, 1e-4);
+    assert_eq!(doc.manifest.near_tie, 1e-5);
     assert_eq!(doc.pairs.len(), 2);
 
     let cmp = &doc.comparisons[0];
-    assert_eq!((cmp.count(Change::Regression), cmp.count(Change::Fix)), (13, 0));
+    assert_eq!((cmp.count(Change::Regression), cmp.count(Change::Fix)), (15, 0));
     assert_eq!(cmp.cases[0].change, Change::Regression, "regressions come first");
     let jean = cmp.cases.iter().find(|c| c.name == "prendas/jean-wide-leg").unwrap();
     let m = jean.movement.as_ref().unwrap();
@@ -113,14 +112,14 @@ fn compare_reports_the_leaderboard_regressions_and_movements_and_gates_on_them()
     let reds: Vec<&str> = m.red_entered.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(reds, ["vestido/vestido-negro-lunares-ml-01"]);
     let mrr = cmp.metrics.iter().find(|x| x.metric == fitcheck::metrics::Metric::Mrr).unwrap();
-    assert_eq!(mrr.paired.wins + mrr.paired.ties + mrr.paired.losses, 30);
+    assert_eq!(mrr.paired.wins + mrr.paired.ties + mrr.paired.losses, 38);
 
     let md = std::fs::read_to_string(dir.path().join("out.md")).unwrap();
-    assert!(md.starts_with("## ❌ fitcheck compare: 13 regression(s)\n"), "{md}");
+    assert!(md.starts_with("## ❌ fitcheck compare: 15 regression(s)\n"), "{md}");
     for part in [
         "| checkpoint | revision | passed | failed | known |",
-        "| checkpoint-b (baseline) | `local` | **22** | **0** | 8 |",
-        "#### Regressions (13)",
+        "| checkpoint-b (baseline) | `local` | **27** | **0** | 11 |",
+        "#### Regressions (15)",
         "- **prendas/jean-wide-leg**: passed → failed",
         "<details><summary>Ranking moved, verdict unchanged (",
         "| metric | baseline | candidate | diff | win | tie | loss | p | 95% interval |",
@@ -129,14 +128,14 @@ fn compare_reports_the_leaderboard_regressions_and_movements_and_gates_on_them()
         assert!(md.contains(part), "missing {part:?} in:\n{md}");
     }
 
-    // The gate's other rules. Recall's suite mean drops by 0.808 - 0.566 = 0.242.
+    // The gate's other rules. Recall's suite mean drops by 0.7770 - 0.5596 = 0.2174.
     let gate = |args: &[&str]| {
         let mut all = vec!["compare", "checkpoint-a"];
         all.extend_from_slice(args);
         fitcheck(dir.path(), &all, &[]).code
     };
     assert_eq!(gate(&["--fail-on", "never"]), 0);
-    assert_eq!(gate(&["--fail-on", "never", "--max-drop", "recall=0.25"]), 0);
+    assert_eq!(gate(&["--fail-on", "never", "--max-drop", "recall=0.22"]), 0);
     assert_eq!(gate(&["--fail-on", "never", "--max-drop", "recall=0.2"]), 1);
     assert_eq!(gate(&["--fail-on", "threshold"]), 1);
     assert_eq!(gate(&["--max-drop", "recal=0.2"]), 2, "a bad flag is a usage error");
@@ -156,8 +155,8 @@ fn write_snapshots_adopts_the_candidate() {
     let dir = suite(None);
     let run = fitcheck(dir.path(), &["compare", "checkpoint-a", "--fail-on", "never", "--write-snapshots"], &[]);
     assert_eq!(run.code, 0, "{}", run.out);
-    // All 30 rankings differ between the two checkpoints.
-    assert!(run.out.contains("wrote 30 snapshot(s) of checkpoint-a"), "{}", run.out);
+    // All 38 rankings differ between the two checkpoints.
+    assert!(run.out.contains("wrote 38 snapshot(s) of checkpoint-a"), "{}", run.out);
     let snap = std::fs::read_to_string(dir.path().join("snapshots/prendas/jean-wide-leg.snap")).unwrap();
     assert!(snap.contains("checkpoint-a\"\n"), "{snap}");
     assert!(snap.contains("  10  ❌  expected  jean/jean-wide-leg-negro-01\n"), "{snap}");
@@ -204,7 +203,7 @@ fn a_changed_catalog_and_other_snapshots_are_named_first() {
         "{}",
         run.out
     );
-    assert!(run.out.contains("checkpoint-b against checkpoint-a: 0 regressions, 13 fixes"), "{}", run.out);
+    assert!(run.out.contains("checkpoint-b against checkpoint-a: 0 regressions, 15 fixes"), "{}", run.out);
 }
 
 #[test]

@@ -9,21 +9,7 @@ use std::process::Command;
 use fitcheck::document::Document;
 use fitcheck::metrics::Class;
 
-/// A copy of the toy suite in a fresh directory.
-fn toy_suite() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/toy");
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let to = dir.path().join(entry.path().strip_prefix(&src).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-    dir
-}
+use crate::common::toy_suite;
 
 /// Runs the fitcheck binary in `dir`; returns its exit status and stdout + stderr.
 fn fitcheck(dir: &Path, cache: &Path, args: &[&str]) -> (i32, String) {
@@ -238,7 +224,7 @@ fn lookbook_comparison_renders_in_a_real_browser() {
         .filter(|c| c.change == fitcheck::compare::Change::Regression || c.cand.fails_suite())
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(attention.len(), 13, "the README's 13 regressions");
+    assert_eq!(attention.len(), 15, "the 15 regressions of the Python evaluation (scripts/lookbook/evaluate.py)");
 
     let dom = chromium(&browser, &report.join("index.html"), &["--dump-dom"]);
     let cases = attrs(&dom, "<section class=\"case", "data-case");

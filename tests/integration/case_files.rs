@@ -32,10 +32,10 @@ fn bad_cases_name_file_line_and_column() {
         // Unknown key.
         (
             "description = \"a\"\nexpected = [\"remera/roja\"]\nred_flag = [\"jean/*\"]\n",
-            "cases/x.toml:3:1: unknown field 'red_flag', expected one of 'description', 'expected', 'yellow_flags', 'red_flags', 'k', 'snapshot_top', 'tags', 'known_failure', 'ignore', 'thresholds'",
+            "cases/x.toml:3:1: unknown field 'red_flag', expected one of 'description', 'query_image', 'variants', 'expected', 'yellow_flags', 'red_flags', 'k', 'snapshot_top', 'tags', 'known_failure', 'ignore', 'thresholds'",
         ),
         // Missing key.
-        ("expected = [\"remera/roja\"]\n", "cases/x.toml:1:1: missing field 'description'"),
+        ("expected = [\"remera/roja\"]\n", "cases/x.toml: no query: write 'description' (the query text) or 'query_image' (a catalog item or an image under the cases directory)"),
         // Unknown item.
         (
             "description = \"a\"\nexpected = [\"remera/roja\", \"vestido-07\"]\n",
