@@ -253,3 +253,32 @@ fn queries_the_context_cuts_are_warned_about() {
     );
     assert!(run.out.contains("tokens and the model reads 16: the rest is cut off"), "{}", run.out);
 }
+
+/// A copy of lookbook checkpoint-b whose tensor `name` starts with a NaN.
+fn checkpoint_with_nan(name: &str) -> tempfile::TempDir {
+    use candle_core::{Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("lookbook/checkpoints/checkpoint-b"), dir.path());
+    let weights = dir.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &Device::Cpu).unwrap();
+    let t = &tensors[name];
+    let mut values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    values[0] = f32::NAN;
+    let broken = Tensor::from_vec(values, t.shape(), &Device::Cpu).unwrap();
+    tensors.insert(name.to_string(), broken);
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    dir
+}
+
+#[test]
+fn a_model_that_yields_nan_judges_nothing_status_2() {
+    let dir = suite(None);
+    let broken = checkpoint_with_nan("model.text.text_projection.weight");
+    let path = broken.path().to_str().unwrap();
+    let run = fitcheck(dir.path(), &["run", "--model", path, "--json", "out.json"], &[]);
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(run.out.contains("the text tower produced non-finite values (NaN or inf) for '"), "{}", run.out);
+    assert!(!dir.path().join("out.json").exists(), "nothing is written when nothing could be judged");
+    let run = fitcheck(dir.path(), &["compare", path], &[]);
+    assert_eq!(run.code, 2, "a broken candidate is not a regression:\n{}", run.out);
+}
