@@ -269,32 +269,47 @@ fn comparison_text(cmp: &Comparison) -> String {
         "metric", "base", "cand", "diff", "win", "tie", "loss", "p"
     )
     .unwrap();
-    let mut notes = BTreeSet::new();
-    for m in &cmp.metrics {
-        let p = &m.paired;
+    let (rows, notes) = significance(cmp);
+    for r in rows {
         writeln!(
             s,
-            "{:<18} {:>7.3} {:>7.3} {:>+7.3} {:>4} {:>4} {:>4} {:>7.4}  [{:+.3}, {:+.3}]",
-            metric_name(m.metric),
-            p.mean_base,
-            p.mean_cand,
-            p.mean_diff,
-            p.wins,
-            p.ties,
-            p.losses,
-            p.p_value,
-            p.ci_low,
-            p.ci_high
+            "{:<18} {:>7} {:>7} {:>7} {:>4} {:>4} {:>4} {:>7}  {}",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]
         )
         .unwrap();
-        if let Some(n) = &p.note {
-            notes.insert(format!("{}: {n}", metric_name(m.metric)));
-        }
     }
     for n in notes {
         writeln!(s, "warning: {n}").unwrap();
     }
     s
+}
+
+/// The per-metric significance table's cells (metric, baseline, candidate, diff, win, tie, loss, p,
+/// interval) and its warnings, for both renderings.
+fn significance(cmp: &Comparison) -> (Vec<[String; 9]>, BTreeSet<String>) {
+    let mut notes = BTreeSet::new();
+    let rows = cmp
+        .metrics
+        .iter()
+        .map(|m| {
+            let p = &m.paired;
+            if let Some(n) = &p.note {
+                notes.insert(format!("{}: {n}", metric_name(m.metric)));
+            }
+            [
+                metric_name(m.metric),
+                format!("{:.3}", p.mean_base),
+                format!("{:.3}", p.mean_cand),
+                format!("{:+.3}", p.mean_diff),
+                p.wins.to_string(),
+                p.ties.to_string(),
+                p.losses.to_string(),
+                format!("{:.4}", p.p_value),
+                format!("[{:+.3}, {:+.3}]", p.ci_low, p.ci_high),
+            ]
+        })
+        .collect();
+    (rows, notes)
 }
 
 fn metric_name(m: Metric) -> String {
@@ -422,27 +437,9 @@ pub fn markdown(doc: &Document) -> String {
         writeln!(s, "<details><summary>Per metric: wins, ties, losses and significance</summary>\n").unwrap();
         writeln!(s, "| metric | baseline | candidate | diff | win | tie | loss | p | 95% interval |").unwrap();
         writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |").unwrap();
-        let mut notes = BTreeSet::new();
-        for m in &cmp.metrics {
-            let p = &m.paired;
-            writeln!(
-                s,
-                "| {} | {:.3} | {:.3} | {:+.3} | {} | {} | {} | {:.4} | [{:+.3}, {:+.3}] |",
-                metric_name(m.metric),
-                p.mean_base,
-                p.mean_cand,
-                p.mean_diff,
-                p.wins,
-                p.ties,
-                p.losses,
-                p.p_value,
-                p.ci_low,
-                p.ci_high
-            )
-            .unwrap();
-            if let Some(n) = &p.note {
-                notes.insert(format!("{}: {n}", metric_name(m.metric)));
-            }
+        let (rows, notes) = significance(cmp);
+        for r in rows {
+            writeln!(s, "| {} |", r.join(" | ")).unwrap();
         }
         for n in notes {
             writeln!(s, "\n> ⚠️ {}", md_cell(&n)).unwrap();
