@@ -7,7 +7,7 @@
 //! builds candle-transformers' SigLIP model on them. The result, [`Siglip`], embeds texts and images
 //! with the same cleaning, tokenisation, pixel conversion and GELU as the Python reference of its
 //! layout (open_clip for Marqo and open_clip files, transformers for HF files); the fidelity tests in
-//! `tests/model_fidelity.rs` hold it to that. Embeddings come out L2-normalised. Nothing here prints.
+//! `tests/model/fidelity.rs` hold it to that. Embeddings come out L2-normalised (the harness normalises again in `embed::unit_vectors`, the one place it relies on). Nothing here prints.
 //!
 //! Invariants: a checkpoint either loads completely and exactly or is refused with an error that names
 //! the file and says what is wrong; pickled weights are never read; the fingerprint changes whenever
