@@ -266,13 +266,18 @@ def main() -> None:
         px_hf = []
         for rel in images:
             with Image.open(fixtures / rel) as im:
-                px_hf.append(proc(images=[im.convert("RGB")], return_tensors="pt").pixel_values[0])
+                # As an array: handed a PIL image converted from a palette with a transparent colour,
+                # transformers composites that colour over white, which is not convert('RGB').
+                rgb = np.asarray(im.convert("RGB"))
+                px_hf.append(proc(images=[rgb], return_tensors="pt").pixel_values[0])
         px_hf = torch.stack(px_hf)
         hf_loaded = CLIPModel.from_pretrained(str(base / "hf")).eval()
         t_hf = G.l2n(hf_loaded.get_text_features(input_ids=hf_ids).pooler_output)
         i_hf = G.l2n(hf_loaded.get_image_features(pixel_values=px_hf).pooler_output)
 
-        common = {"config": name, "context_length": ctx, "image_size": size, "embed_dim": c["embed"],
+        # Tokens per query before truncation, start and end included (what a context warning counts).
+        counts = [len(simple.encode(q)) + 2 for q in queries]
+        common = {"token_counts": counts, "config": name, "context_length": ctx, "image_size": size, "embed_dim": c["embed"],
                   "queries_file": "../../../siglip/queries.json", "images": images, "versions": G.versions(),
                   "activation": "quick_gelu" if c["quick_gelu"] else "gelu"}
         oc_tensors = {"input_ids": oc_ids, "text_embeds": text_oc, "pixel_values": px_rgb,
