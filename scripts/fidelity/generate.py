@@ -5,6 +5,7 @@ Run from the repository root:
 
     python scripts/fidelity/generate.py                  # everything
     python scripts/fidelity/generate.py --pipeline-only  # only tests/fixtures/siglip/pipeline/
+    python scripts/fidelity/generate.py --clip-only      # only tests/fixtures/clip/ (see clip_fixtures.py)
 
 The script rewrites tests/fixtures/siglip/ completely, except the hand-written
 README.md. It builds a small sentencepiece tokenizer, two tiny SigLIP configurations with random weights,
@@ -1032,6 +1033,11 @@ def make_broken(out: Path, src: Path, sd: dict[str, torch.Tensor]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--clip-only"]:
+        # Only tests/fixtures/clip/ (scripts/fidelity/clip_fixtures.py); the SigLIP fixtures stay as they are.
+        import clip_fixtures
+
+        sys.exit(clip_fixtures.main())
     if sys.argv[1:] == ["--pipeline-only"]:
         # Adds tests/fixtures/siglip/pipeline/ from the checkpoints already there, leaving every
         # other fixture untouched.

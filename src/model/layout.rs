@@ -38,9 +38,10 @@ impl Layout {
             Err(Error::file(
                 &header.path,
                 format!(
-                    "not a SigLIP checkpoint: none of 'model.visual.trunk.patch_embed.proj.weight' (Marqo), \
+                    "neither a SigLIP nor a CLIP checkpoint: none of 'model.visual.trunk.patch_embed.proj.weight' (Marqo), \
                      'visual.trunk.patch_embed.proj.weight' (open_clip) or \
-                     'vision_model.embeddings.patch_embedding.weight' (transformers) is present (first tensors: {some:?})"
+                     'vision_model.embeddings.patch_embedding.weight' (transformers) is present for SigLIP, nor \
+                     '[model.]visual.class_embedding' or 'vision_model.embeddings.class_embedding' for CLIP (first tensors: {some:?})"
                 ),
             ))
         }

@@ -14,6 +14,7 @@
 //! the weights, configuration, tokenizer or preprocessing change.
 
 pub mod cli;
+pub mod clip;
 pub mod config;
 pub mod ftfy;
 pub mod layout;
@@ -80,8 +81,12 @@ fn tune_allocator() {
     }
 }
 
-/// Opens the checkpoint `spec` names.
+/// Opens the checkpoint `spec` names: a CLIP checkpoint (told by its tensor names, [`clip::probe`]) with
+/// the CLIP backend, anything else with the SigLIP one.
 pub fn open(spec: &ModelSpec) -> Result<Box<dyn Embedder>> {
+    if clip::probe(spec)?.is_some() {
+        return Ok(Box::new(clip::Clip::open(spec)?));
+    }
     Ok(Box::new(Siglip::open(spec)?))
 }
 

@@ -9,6 +9,12 @@
 //!
 //! Then `(x / 255 - mean) / std`, CHW, for both.
 //!
+//! CLIP checkpoints resize differently ([`PixelPipeline::resized_center_crop`]): the shortest side to the
+//! model's size, the other in proportion (`int(size · long / short)`, as torchvision and transformers
+//! compute it), then the center square, its offset rounded as the checkpoint's Python side rounds it
+//! ([`CropRounding`]). The same two orders apply, with the crop between the resize and `convert('RGB')`
+//! (a crop only selects pixels, so converting before or after it is the same).
+//!
 //! Decoding goes through `image` (PNG, WebP, GIF, BMP, TIFF) and `jpeg-decoder` (JPEG). The
 //! Pillow mode an image opens in is read from the decoded colour type and, where `image` expands it
 //! away (palettes, 1-bit grey), from the file header ([`opens_as_palette_or_bilevel`]). The
@@ -198,40 +204,68 @@ impl PixelPipeline {
     /// The image at `path`, converted and squash-resized as the pipeline says, as 8-bit CHW values
     /// (`3 × size × size`).
     pub fn resized(&self, path: &Path) -> Result<Vec<u8>> {
-        let decoded = decode(path)?;
+        let decoded = decode_nonempty(path)?;
+        let resized = self.resize_to(decoded, self.size, self.size);
+        Ok(self.chw(&resized, 0, 0))
+    }
+
+    /// The image at `path` as CLIP's preprocessing sees it: shortest side resized to the pipeline's size
+    /// ([`shortest_side`]), then the center `size × size` square ([`crop_offset`]), as 8-bit CHW values.
+    pub fn resized_center_crop(&self, path: &Path, rounding: CropRounding) -> Result<Vec<u8>> {
+        let decoded = decode_nonempty(path)?;
         let (w, h) = decoded.image.dimensions();
-        if w == 0 || h == 0 {
-            return Err(image_error(path, "the image is empty (0 pixels)"));
-        }
-        let resized = match self.pipeline {
-            Pipeline::RgbFirst => pil_bicubic(&self.to_rgb(decoded.image), self.size, self.size),
-            Pipeline::OpenClip => self.open_clip(decoded),
-        };
-        let plane = (self.size * self.size) as usize;
+        let (rw, rh) = shortest_side(w, h, self.size);
+        let resized = self.resize_to(decoded, rw, rh);
+        let (left, top) = (crop_offset(rw, self.size, rounding), crop_offset(rh, self.size, rounding));
+        Ok(self.chw(&resized, left, top))
+    }
+
+    /// The `size × size` square of `img` at (`left`, `top`) as CHW values.
+    fn chw(&self, img: &RgbImage, left: u32, top: u32) -> Vec<u8> {
+        let s = self.size;
+        let plane = (s * s) as usize;
         let mut chw = vec![0u8; 3 * plane];
-        for (i, p) in resized.pixels().enumerate() {
-            for c in 0..3 {
-                chw[c * plane + i] = p[c];
+        for y in 0..s {
+            for x in 0..s {
+                let p = img.get_pixel(left + x, top + y);
+                let i = (y * s + x) as usize;
+                for c in 0..3 {
+                    chw[c * plane + i] = p[c];
+                }
             }
         }
-        Ok(chw)
+        chw
+    }
+
+    /// `decoded` converted and resized to `out_w × out_h` in the pipeline's order.
+    fn resize_to(&self, decoded: Decoded, out_w: u32, out_h: u32) -> RgbImage {
+        match self.pipeline {
+            Pipeline::RgbFirst => {
+                let rgb = self.to_rgb(decoded.image);
+                if rgb.dimensions() == (out_w, out_h) {
+                    rgb // Pillow returns a copy; the bicubic pass would also be the identity
+                } else {
+                    pil_bicubic(&rgb, out_w, out_h)
+                }
+            }
+            Pipeline::OpenClip => self.open_clip(decoded, out_w, out_h),
+        }
     }
 
     /// open_clip's order: resize in the Pillow mode the file opens in, then `convert('RGB')`.
-    fn open_clip(&self, decoded: Decoded) -> RgbImage {
-        let s = self.size;
+    fn open_clip(&self, decoded: Decoded, ow: u32, oh: u32) -> RgbImage {
         let (w, h) = decoded.image.dimensions();
-        let same = w == s && h == s; // Pillow returns a copy: no resampling, no premultiplication
+        let same = w == ow && h == oh; // Pillow returns a copy: no resampling, no premultiplication
         if decoded.nearest {
             // P and 1: NEAREST picks source pixels, so looking the palette up first is the same.
             let rgb = PixelPipeline { alpha: Alpha::Drop, ..self.clone() }.to_rgb(decoded.image);
-            return if same { rgb } else { pil_nearest(&rgb, s, s) };
+            return if same { rgb } else { pil_nearest(&rgb, ow, oh) };
         }
         let resize = |data: &[u8], channels: usize| {
             if same {
                 data.to_vec()
             } else {
-                resample_u8(data, w, h, channels, s, s)
+                resample_u8(data, w, h, channels, ow, oh)
             }
         };
         let image = match decoded.image {
@@ -257,7 +291,7 @@ impl PixelPipeline {
                 DynamicImage::ImageLuma8(i) => resize(i.as_raw(), 1).iter().flat_map(|&v| [v; 3]).collect(),
                 DynamicImage::ImageRgb8(i) => resize(i.as_raw(), 3),
                 DynamicImage::ImageLuma16(i) => {
-                    let out = if same { i.as_raw().clone() } else { resample_u16(i.as_raw(), w, h, s, s) };
+                    let out = if same { i.as_raw().clone() } else { resample_u16(i.as_raw(), w, h, ow, oh) };
                     out.iter().flat_map(|&v| [v.min(255) as u8; 3]).collect()
                 }
                 DynamicImage::ImageLumaA8(i) => premultiplied(i.as_raw(), 2, same, resize),
@@ -273,7 +307,7 @@ impl PixelPipeline {
                 other => premultiplied(other.to_rgba8().as_raw(), 4, same, resize),
             },
         };
-        RgbImage::from_raw(s, s, rgb).unwrap_or_default()
+        RgbImage::from_raw(ow, oh, rgb).unwrap_or_default()
     }
 
     /// Normalises 8-bit CHW values with the checkpoint's mean and std.
@@ -315,6 +349,64 @@ fn premultiplied(data: &[u8], channels: usize, same: bool, resize: impl Fn(&[u8]
         }
     }
     out.chunks_exact(channels).flat_map(to_rgb).collect()
+}
+
+/// How a center crop's offset is rounded when the margin is odd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CropRounding {
+    /// torchvision's `CenterCrop` (open_clip): `int(round(margin / 2))`, Python's round, half to even.
+    Round,
+    /// transformers' image processors: `margin // 2`.
+    Floor,
+}
+
+impl CropRounding {
+    pub fn key(self) -> &'static str {
+        match self {
+            CropRounding::Round => "round",
+            CropRounding::Floor => "floor",
+        }
+    }
+}
+
+/// The size `w × h` is resized to when its shortest side becomes `size`: the other side is
+/// `int(size · long / short)`, the quotient in f64 and truncated, as torchvision's `Resize(size)` and
+/// transformers' `shortest_edge` compute it.
+pub fn shortest_side(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let other = (f64::from(size) * f64::from(long) / f64::from(short)) as u32;
+    if w <= h {
+        (size, other)
+    } else {
+        (other, size)
+    }
+}
+
+/// The offset of a centered `crop`-pixel window in `len` pixels (`crop ≤ len`).
+pub fn crop_offset(len: u32, crop: u32, rounding: CropRounding) -> u32 {
+    let margin = len.saturating_sub(crop);
+    match rounding {
+        CropRounding::Floor => margin / 2,
+        // margin / 2 is k or k + 0.5; half goes to the even neighbour.
+        CropRounding::Round => {
+            let k = margin / 2;
+            if margin % 2 == 1 && k % 2 == 1 {
+                k + 1
+            } else {
+                k
+            }
+        }
+    }
+}
+
+/// [`decode`], refusing an image without pixels.
+fn decode_nonempty(path: &Path) -> Result<Decoded> {
+    let decoded = decode(path)?;
+    let (w, h) = decoded.image.dimensions();
+    if w == 0 || h == 0 {
+        return Err(image_error(path, "the image is empty (0 pixels)"));
+    }
+    Ok(decoded)
 }
 
 /// Decodes `path`, refusing images over [`MAX_PIXELS`] from their header, before any pixel buffer
@@ -680,6 +772,20 @@ mod tests {
         // value is 200.5, which Pillow rounds half up to 201 (and clips at 65535 above).
         assert_eq!(resample_u16(&[0, 401], 2, 1, 1, 1), vec![201]);
         assert_eq!(resample_u16(&[65535, 65535, 0, 0], 4, 1, 4, 1), vec![65535, 65535, 0, 0]);
+    }
+
+    #[test]
+    fn shortest_side_and_center_crop_follow_python() {
+        // int(224 · 240 / 160) = 336; int(32 · 20 / 12) = int(53.33) = 53.
+        assert_eq!(shortest_side(240, 160, 224), (336, 224));
+        assert_eq!(shortest_side(12, 20, 32), (32, 53));
+        assert_eq!(shortest_side(50, 50, 32), (32, 32));
+        // Margins 21 (10.5), 23 (11.5), 3 (1.5), 16 (8): round(10.5) = 10, round(11.5) = 12,
+        // round(1.5) = 2; floor division gives 10, 11, 1.
+        for (len, want_round, want_floor) in [(53, 10, 10), (55, 12, 11), (35, 2, 1), (48, 8, 8)] {
+            assert_eq!(crop_offset(len, 32, CropRounding::Round), want_round, "{len}");
+            assert_eq!(crop_offset(len, 32, CropRounding::Floor), want_floor, "{len}");
+        }
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Cleaning {
     /// transformers' `SiglipTokenizer`: lower-case (when `do_lower_case`), drop ASCII punctuation
     /// (`_` included), collapse white space; no ftfy and no HTML unescaping.
     Siglip { lower: bool },
+    /// Nothing before `tokenizer.json`, whose own normaliser does the cleaning (transformers' CLIP
+    /// tokenizer: NFC, white space runs to one space, lower case).
+    TokenizerOnly,
 }
 
 impl Cleaning {
@@ -58,6 +61,7 @@ impl Cleaning {
             Cleaning::Lower => "open_clip lower",
             Cleaning::Siglip { lower: true } => "siglip lower+punctuation",
             Cleaning::Siglip { lower: false } => "siglip punctuation",
+            Cleaning::TokenizerOnly => "tokenizer.json only",
         }
     }
 
@@ -77,6 +81,7 @@ impl Cleaning {
                 // `re.sub(r"\s+", " ", text).strip()` is the same as splitting and joining.
                 collapse(&text)
             }
+            Cleaning::TokenizerOnly => text.to_string(),
         }
     }
 }
@@ -174,6 +179,24 @@ impl TextPipeline {
             pad_token: pad,
         }));
         Ok(TextPipeline { tokenizer, counter, path: path.clone(), cleaning, context, pad_id })
+    }
+
+    /// Pads with `pad_id` instead of the pad token the files name (open_clip pads CLIP's input with
+    /// zeros, whatever the tokenizer files say). `pad_id` must be in the vocabulary.
+    pub fn with_pad_id(mut self, pad_id: u32) -> Result<TextPipeline> {
+        let Some(pad) = self.tokenizer.id_to_token(pad_id) else {
+            return Err(Error::file(&self.path, format!("pad id {pad_id} is not in the vocabulary")));
+        };
+        self.tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::Fixed(self.context),
+            direction: PaddingDirection::Right,
+            pad_to_multiple_of: None,
+            pad_id,
+            pad_type_id: 0,
+            pad_token: pad,
+        }));
+        self.pad_id = pad_id;
+        Ok(self)
     }
 
     fn tokenize(&self, tokenizer: &Tokenizer, text: &str) -> Result<tokenizers::Encoding> {

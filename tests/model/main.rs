@@ -7,6 +7,7 @@
 //! here reads them (every other test opens local directories), so the tests can share a process.
 
 mod broken;
+mod clip;
 mod common;
 mod embed;
 mod fidelity;
