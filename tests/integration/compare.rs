@@ -282,3 +282,28 @@ fn a_model_that_yields_nan_judges_nothing_status_2() {
     let run = fitcheck(dir.path(), &["compare", path], &[]);
     assert_eq!(run.code, 2, "a broken candidate is not a regression:\n{}", run.out);
 }
+
+#[test]
+fn one_leaderboard_holds_clip_and_siglip_checkpoints() {
+    let dir = suite(None);
+    let run = fitcheck(dir.path(), &["compare", "--all", "--fail-on", "never", "--json", "all.json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let doc: Document = serde_json::from_str(&std::fs::read_to_string(dir.path().join("all.json")).unwrap()).unwrap();
+    let names: Vec<&str> = doc.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["checkpoint-b", "checkpoint-a", "clip-a"], "the registry's order, baseline first");
+    let clip = &doc.runs[2];
+    assert!(
+        clip.model.preprocessing.starts_with("clip: shortest side 64 bicubic, center crop 64x64"),
+        "{}",
+        clip.model.preprocessing
+    );
+    assert_ne!(clip.model.preprocessing, doc.runs[0].model.preprocessing, "caches are keyed apart");
+    assert_eq!(clip.settings["loss"], "infonce (multi-positive)");
+    // Every case judged under both families, so every metric compares all 38 cases.
+    assert!(doc.comparisons[1].metrics.iter().all(|m| m.paired.wins + m.paired.ties + m.paired.losses == 38));
+    // CLIP has a learned scale and no bias: InfoNCE for both families, the sigmoid loss only for SigLIP.
+    let pair = |name: &str| &doc.pairs.iter().find(|p| p.name == name).unwrap().report;
+    assert!(pair("checkpoint-b").splits.iter().all(|s| s.full_context.sigmoid.is_some()));
+    assert!(pair("clip-a").logit_bias.is_none());
+    assert!(pair("clip-a").splits.iter().all(|s| s.full_context.sigmoid.is_none() && s.full_context.info_nce > 0.0));
+}
