@@ -3,7 +3,7 @@
 //! Three layouts, told apart by tensor names ([`ClipLayout::detect`]): `model.` + open_clip names in
 //! `model.safetensors` (Marqo's `AutoModel` wrapper keeps the open_clip model as `.model`), the same names
 //! without the prefix (`open_clip_model.safetensors`), and transformers' names (`vision_model.*`,
-//! `text_model.*`, `visual_projection`, `text_projection`). One table ([`rows`]) names every tensor in
+//! `text_model.*`, `visual_projection`, `text_projection`). One table (`rows`) names every tensor in
 //! both schemes with its shape; sizes come from the shapes, the configuration must agree with them, and
 //! the file must hold exactly the table's tensors: every missing, unexpected or mis-shaped one is listed
 //! in one error.

@@ -554,7 +554,7 @@ pub fn dims(layout: Layout, header: &Header, hints: &Hints) -> Result<Dims> {
     Ok(d)
 }
 
-/// Every tensor `layout` must have for sizes `d`, with its shape (from [`TENSORS`]).
+/// Every tensor `layout` must have for sizes `d`, with its shape (from `TENSORS`).
 pub fn expected(layout: Layout, d: &Dims) -> BTreeMap<String, Vec<usize>> {
     let p = layout.prefix();
     let mut m = BTreeMap::new();

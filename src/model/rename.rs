@@ -1,6 +1,6 @@
 //! Renaming a validated checkpoint's tensors to the names candle-transformers' SigLIP expects.
 //!
-//! Driven by the one table of tensors, [`super::layout::TENSORS`]: each row names a tensor in
+//! Driven by the one table of tensors, `layout::TENSORS`: each row names a tensor in
 //! open_clip's and in transformers' scheme and says how one becomes the other. transformers' names
 //! pass through (0-d logit scalars become shape `[1]`). open_clip names (Marqo and raw open_clip
 //! files) are mapped without copying the big tensors: fused `qkv` / `in_proj` weights are split into
