@@ -293,9 +293,15 @@ impl Progress {
             return Progress(None);
         }
         let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr());
+        // Short enough for an 80-column terminal: a wrapped line could not be cleared.
         let style = indicatif::ProgressStyle::with_template(
-            "embedding the catalog {bar:30} {pos}/{len} images, {per_sec:.1}, {eta} left",
+            "embedding {pos}/{len} images {bar:16} {rate} images/s, {eta} left",
         )
+        .map(|s| {
+            s.with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}", state.per_sec());
+            })
+        })
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
         bar.enable_steady_tick(std::time::Duration::from_millis(500));

@@ -102,9 +102,16 @@ pub fn describe(spec: &ModelSpec, digests: Option<&Path>) -> Result<Box<dyn Embe
 
 static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+static TEXTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// How many times this process has read a checkpoint's weights (for tests of lazy loading).
 pub fn loads() -> usize {
     LOADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// How many token sequences this process has passed through a text tower (for tests of the caches).
+pub fn texts_embedded() -> usize {
+    TEXTS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// A SigLIP checkpoint with its text and image pipelines; the weights are read on first use.
@@ -363,6 +370,7 @@ impl Siglip {
                 let features = model.get_text_features(&ids)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
+            TEXTS.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
             let rows = run().map_err(candle_err(&self.label, "text forward pass failed"))?;
             self.check_finite("text", &rows, out.len(), name)?;
             out.extend(rows);
