@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod forward;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
@@ -42,6 +43,29 @@ use weights::{Header, PICKLE_FILES};
 /// bound memory on a ViT-B/16 (activations of 16 images are a few hundred MB).
 pub const TEXT_BATCH: usize = 32;
 pub const IMAGE_BATCH: usize = 16;
+
+/// The forward pass: fitcheck's own ([`forward`], the default) or candle-transformers' reference
+/// model (`FITCHECK_FORWARD=reference`, for comparisons in the bench).
+enum Forward {
+    Own(forward::Towers),
+    Reference(Box<siglip::Model>),
+}
+
+impl Forward {
+    fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Forward::Own(t) => t.text_features(ids),
+            Forward::Reference(m) => m.get_text_features(ids),
+        }
+    }
+
+    fn image_features(&self, px: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Forward::Own(t) => t.image_features(px),
+            Forward::Reference(m) => m.get_image_features(px),
+        }
+    }
+}
 
 /// Keeps large freed blocks in glibc's heap instead of unmapping them (once per process).
 ///
@@ -129,7 +153,7 @@ pub struct Siglip {
 
 /// What loading the weights gives.
 struct Loaded {
-    model: siglip::Model,
+    model: Forward,
     /// The learned logit scale (exponentiated) and bias, read from the weights for the sigmoid loss.
     logit: (f32, f32),
 }
@@ -313,8 +337,15 @@ impl Siglip {
             v.first().copied().ok_or_else(|| Error::model(label, format!("'{name}' is empty")))
         };
         let logit = (scalar("logit_scale")?.exp(), scalar("logit_bias")?);
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = siglip::Model::new(&self.cfg, vb).map_err(candle_err(label, "cannot build the model"))?;
+        let model = if std::env::var_os("FITCHECK_FORWARD").is_some_and(|v| v == "reference") {
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+            let model = siglip::Model::new(&self.cfg, vb).map_err(candle_err(label, "cannot build the model"))?;
+            Forward::Reference(Box::new(model))
+        } else {
+            let towers =
+                forward::Towers::new(&tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
+            Forward::Own(towers)
+        };
 
         Ok(Loaded { model, logit })
     }
@@ -367,7 +398,7 @@ impl Siglip {
             let flat: Vec<u32> = chunk.iter().flatten().copied().collect();
             let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                 let ids = Tensor::from_vec(flat, (chunk.len(), len), &Device::Cpu)?;
-                let features = model.get_text_features(&ids)?;
+                let features = model.text_features(&ids)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
             TEXTS.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
@@ -413,7 +444,7 @@ impl Siglip {
         for chunk in pixels.chunks(per * IMAGE_BATCH) {
             let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                 let px = Tensor::from_slice(chunk, (chunk.len() / per, 3, s, s), &Device::Cpu)?;
-                let features = model.get_image_features(&px)?;
+                let features = model.image_features(&px)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
             let rows = run().map_err(candle_err(&self.label, "image forward pass failed"))?;
