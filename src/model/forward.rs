@@ -26,8 +26,12 @@ use rayon::prelude::*;
 /// Rows per rayon task in the element-wise passes: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
-fn get(t: &HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
-    t.get(name).cloned().ok_or_else(|| candle_core::Error::Msg(format!("no tensor '{name}'")))
+/// The checkpoint's tensors by name, handed over as they are used: a tensor that is rearranged
+/// (q, k and v side by side) is dropped once copied, so loading holds at most one layer twice.
+type Tensors = HashMap<String, Tensor>;
+
+fn get(t: &mut Tensors, name: &str) -> Result<Tensor> {
+    t.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("no tensor '{name}'")))
 }
 
 /// A linear layer: `y = x·Wᵀ + b`, with `W` as stored (`[out, in]`).
@@ -37,7 +41,7 @@ struct Linear {
 }
 
 impl Linear {
-    fn load(t: &HashMap<String, Tensor>, p: &str) -> Result<Linear> {
+    fn load(t: &mut Tensors, p: &str) -> Result<Linear> {
         Ok(Linear { w: get(t, &format!("{p}.weight"))?, b: get(t, &format!("{p}.bias"))? })
     }
 
@@ -71,7 +75,7 @@ struct Norm {
 }
 
 impl Norm {
-    fn load(t: &HashMap<String, Tensor>, p: &str, eps: f64) -> Result<Norm> {
+    fn load(t: &mut Tensors, p: &str, eps: f64) -> Result<Norm> {
         Ok(Norm { w: get(t, &format!("{p}.weight"))?, b: get(t, &format!("{p}.bias"))?, eps: eps as f32 })
     }
 
@@ -95,7 +99,7 @@ struct Block {
 }
 
 impl Block {
-    fn load(t: &HashMap<String, Tensor>, p: &str, heads: usize, act: Activation, eps: f64) -> Result<Block> {
+    fn load(t: &mut Tensors, p: &str, heads: usize, act: Activation, eps: f64) -> Result<Block> {
         let a = format!("{p}.self_attn");
         let q = Linear::load(t, &format!("{a}.q_proj"))?;
         let k = Linear::load(t, &format!("{a}.k_proj"))?;
@@ -139,14 +143,7 @@ impl Block {
     }
 }
 
-fn blocks(
-    t: &HashMap<String, Tensor>,
-    p: &str,
-    n: usize,
-    heads: usize,
-    act: Activation,
-    eps: f64,
-) -> Result<Vec<Block>> {
+fn blocks(t: &mut Tensors, p: &str, n: usize, heads: usize, act: Activation, eps: f64) -> Result<Vec<Block>> {
     (0..n).map(|i| Block::load(t, &format!("{p}.encoder.layers.{i}"), heads, act, eps)).collect()
 }
 
@@ -169,7 +166,7 @@ struct Vision {
 }
 
 impl Vision {
-    fn load(t: &HashMap<String, Tensor>, cfg: &Config) -> Result<Vision> {
+    fn load(t: &mut Tensors, cfg: &Config) -> Result<Vision> {
         let c = &cfg.vision_config;
         let p = "vision_model";
         let (w, eps) = (c.hidden_size, c.layer_norm_eps);
@@ -243,7 +240,7 @@ struct Text {
 }
 
 impl Text {
-    fn load(t: &HashMap<String, Tensor>, cfg: &Config) -> Result<Text> {
+    fn load(t: &mut Tensors, cfg: &Config) -> Result<Text> {
         let c = &cfg.text_config;
         let p = "text_model";
         Ok(Text {
@@ -278,8 +275,8 @@ pub struct Towers {
 }
 
 impl Towers {
-    pub fn new(t: &HashMap<String, Tensor>, cfg: &Config) -> Result<Towers> {
-        Ok(Towers { vision: Vision::load(t, cfg)?, text: Text::load(t, cfg)? })
+    pub fn new(mut t: Tensors, cfg: &Config) -> Result<Towers> {
+        Ok(Towers { vision: Vision::load(&mut t, cfg)?, text: Text::load(&mut t, cfg)? })
     }
 
     pub fn image_features(&self, px: &Tensor) -> Result<Tensor> {

@@ -343,7 +343,7 @@ impl Siglip {
             Forward::Reference(Box::new(model))
         } else {
             let towers =
-                forward::Towers::new(&tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
+                forward::Towers::new(tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
             Forward::Own(towers)
         };
 
