@@ -34,20 +34,26 @@ fn get(t: &mut Tensors, name: &str) -> Result<Tensor> {
     t.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("no tensor '{name}'")))
 }
 
-/// A linear layer: `y = x·Wᵀ + b`, with `W` as stored (`[out, in]`).
+/// A linear layer: `y = x·Wᵀ + b`. `W` is kept transposed (`wt`, `[in, out]`, contiguous): the
+/// matrix kernel packs its right-hand side on every call, and packing a transposed `[out, in]` matrix
+/// reads it column by column; for a batch of one 64-token text that packing took most of the time.
 struct Linear {
-    w: Tensor,
+    wt: Tensor,
     b: Tensor,
 }
 
 impl Linear {
+    fn new(w: &Tensor, b: Tensor) -> Result<Linear> {
+        Ok(Linear { wt: w.t()?.contiguous()?, b })
+    }
+
     fn load(t: &mut Tensors, p: &str) -> Result<Linear> {
-        Ok(Linear { w: get(t, &format!("{p}.weight"))?, b: get(t, &format!("{p}.bias"))? })
+        Linear::new(&get(t, &format!("{p}.weight"))?, get(t, &format!("{p}.bias"))?)
     }
 
     /// `x` is `[rows, in]`; returns `[rows, out]` with the bias added and `act` applied, in one pass.
     fn forward(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
-        let y = x.matmul(&self.w.t()?)?;
+        let y = x.matmul(&self.wt)?;
         match act {
             Some(a) if !fused(a) => {
                 y.inplace_op2(&self.b, &BiasAct(None))?;
@@ -62,7 +68,7 @@ impl Linear {
 
     /// `x·Wᵀ + b + residual`, in one pass after the multiply.
     fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.w.t()?)?;
+        let y = x.matmul(&self.wt)?;
         y.inplace_op3(&self.b, residual, &BiasResidual)?;
         Ok(y)
     }
@@ -104,12 +110,12 @@ impl Block {
         let q = Linear::load(t, &format!("{a}.q_proj"))?;
         let k = Linear::load(t, &format!("{a}.k_proj"))?;
         let v = Linear::load(t, &format!("{a}.v_proj"))?;
-        let width = q.w.dim(0)?;
+        let width = q.wt.dim(1)?;
         let scale = ((width / heads) as f64).powf(-0.5);
         // Multiplying by a power of two is exact, so folding it into the weights changes no bit.
         let exact = scale.log2().fract() == 0.0;
-        let (qw, qb) = if exact { ((q.w * scale)?, (q.b * scale)?) } else { (q.w, q.b) };
-        let qkv = Linear { w: Tensor::cat(&[&qw, &k.w, &v.w], 0)?, b: Tensor::cat(&[&qb, &k.b, &v.b], 0)? };
+        let (qw, qb) = if exact { ((q.wt * scale)?, (q.b * scale)?) } else { (q.wt, q.b) };
+        let qkv = Linear { wt: Tensor::cat(&[&qw, &k.wt, &v.wt], 1)?, b: Tensor::cat(&[&qb, &k.b, &v.b], 0)? };
         Ok(Block {
             ln1: Norm::load(t, &format!("{p}.layer_norm1"), eps)?,
             qkv,
@@ -171,7 +177,7 @@ impl Vision {
         let p = "vision_model";
         let (w, eps) = (c.hidden_size, c.layer_norm_eps);
         let patch_w = get(t, &format!("{p}.embeddings.patch_embedding.weight"))?;
-        let patch_w = patch_w.reshape((w, ()))?;
+        let patch_w = patch_w.reshape((w, ()))?.t()?.contiguous()?;
         let in_w = get(t, &format!("{p}.head.attention.in_proj_weight"))?;
         let in_b = get(t, &format!("{p}.head.attention.in_proj_bias"))?;
         let probe = get(t, &format!("{p}.head.probe"))?.reshape((1, w))?;
@@ -187,7 +193,7 @@ impl Vision {
             blocks: blocks(t, p, c.num_hidden_layers, c.num_attention_heads, c.hidden_act, eps)?,
             post: Norm::load(t, &format!("{p}.post_layernorm"), eps)?,
             probe_q: (probe_q * scale)?,
-            head_kv: Linear { w: in_w.narrow(0, w, 2 * w)?, b: in_b.narrow(0, w, 2 * w)? },
+            head_kv: Linear::new(&in_w.narrow(0, w, 2 * w)?, in_b.narrow(0, w, 2 * w)?)?,
             head_out: Linear::load(t, &format!("{p}.head.attention.out_proj"))?,
             head_heads,
             head_norm: Norm::load(t, &format!("{p}.head.layernorm"), eps)?,
@@ -206,7 +212,7 @@ impl Vision {
         // Unfold into [b·n, c·p·p] in (channel, row, column) order, the order of the conv weight.
         let patches = px.reshape((b, c, gh, p, gw, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?;
         let patches = patches.reshape((b * n, c * p * p))?;
-        let x = patches.matmul(&self.patch_w.t()?)?;
+        let x = patches.matmul(&self.patch_w)?;
         x.inplace_op2(&self.patch_b, &BiasAct(None))?;
         let width = x.dim(1)?;
         let mut x = x.reshape((b, n, width))?.broadcast_add(&self.pos)?.reshape((b * n, width))?;
