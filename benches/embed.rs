@@ -31,7 +31,12 @@ const USAGE: &str = "\
 usage: cargo bench --bench embed -- [options]
 
   --threads N        candle threads (RAYON_NUM_THREADS); default: all cores
-  --batches 8,32     batch sizes of preprocessed 224x224 images
+  --batches 8,32     batch sizes of preprocessed 224x224 images ('none': no image timing)
+  --text-batches 1,32  batch sizes of 64-token texts ('none': no text timing)
+  --suite N          time a cold, a warm and a one-query-edited run of an N-case suite (default 30; 0 skips)
+  --matmul N         time an N x N x N f32 matmul, the practical peak (default 2048; 0 skips)
+  --reference N      embed N reference images and texts; with --torch, the largest difference (default 2)
+  --prepare          only write the checkpoint (if needed) and print its directory
   --min-seconds S    time each measurement at least S seconds (default 10)
   --min-iters N      and at least N timed passes (default 3)
   --e2e N            images for the end-to-end PNG measurement (default 32; 0 skips it)
@@ -43,6 +48,11 @@ usage: cargo bench --bench embed -- [options]
 struct Options {
     threads: usize,
     batches: Vec<usize>,
+    text_batches: Vec<usize>,
+    suite: usize,
+    matmul: usize,
+    reference: usize,
+    prepare: bool,
     min_seconds: f64,
     min_iters: usize,
     e2e: usize,
@@ -57,6 +67,11 @@ fn parse_args(args: &[String]) -> Result<Options> {
     let mut o = Options {
         threads: cores,
         batches: vec![8, 32],
+        text_batches: vec![1, 32],
+        suite: 30,
+        matmul: 2048,
+        reference: 2,
+        prepare: false,
         min_seconds: 10.0,
         min_iters: 3,
         e2e: 32,
@@ -72,10 +87,12 @@ fn parse_args(args: &[String]) -> Result<Options> {
             // cargo passes --bench to harness = false targets.
             "--bench" => {}
             "--threads" => o.threads = value()?.parse().context("--threads")?,
-            "--batches" => {
-                o.batches =
-                    value()?.split(',').map(|b| b.trim().parse()).collect::<Result<_, _>>().context("--batches")?
-            }
+            "--batches" => o.batches = list(value()?).context("--batches")?,
+            "--text-batches" => o.text_batches = list(value()?).context("--text-batches")?,
+            "--suite" => o.suite = value()?.parse().context("--suite")?,
+            "--matmul" => o.matmul = value()?.parse().context("--matmul")?,
+            "--reference" => o.reference = value()?.parse().context("--reference")?,
+            "--prepare" => o.prepare = true,
             "--min-seconds" => o.min_seconds = value()?.parse().context("--min-seconds")?,
             "--min-iters" => o.min_iters = value()?.parse().context("--min-iters")?,
             "--e2e" => o.e2e = value()?.parse().context("--e2e")?,
@@ -90,10 +107,18 @@ fn parse_args(args: &[String]) -> Result<Options> {
             other => bail!("unknown argument '{other}'\n{USAGE}"),
         }
     }
-    if o.threads == 0 || o.batches.contains(&0) {
+    if o.threads == 0 || o.batches.contains(&0) || o.text_batches.contains(&0) {
         bail!("--threads and --batches must be positive");
     }
     Ok(o)
+}
+
+/// A comma-separated list of sizes, or `none`.
+fn list(v: &str) -> Result<Vec<usize>, std::num::ParseIntError> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',').map(|b| b.trim().parse()).collect()
 }
 
 /// The sizes of open_clip's `ViT-B-16-SigLIP` (Marqo/marqo-fashionSigLIP).
@@ -359,6 +384,89 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The reference inputs, from the same splitmix64 stream as `scripts/bench/torch_embed.py`: `n` images
+/// of pixels in [-1, 1), then `n` texts of `context` token ids below the vocabulary size.
+fn reference_inputs(d: &Dims, n: usize) -> (Vec<f32>, Vec<Vec<u32>>) {
+    let mut rng = Rng(0xF17C);
+    let size = d.image_size();
+    let pixels = (0..n * 3 * size * size).map(|_| rng.uniform(1.0)).collect();
+    let ids = (0..n).map(|_| (0..d.context).map(|_| (rng.next_u64() % d.vocab as u64) as u32).collect()).collect();
+    (pixels, ids)
+}
+
+/// The largest absolute difference between candle's and PyTorch's normalised embeddings of the same
+/// inputs (`torch` holds PyTorch's, as lists of rows).
+fn max_abs_diff(candle: &[Vec<f32>], torch: &Value) -> Option<f64> {
+    let rows = torch.as_array()?;
+    if rows.len() != candle.len() {
+        return None;
+    }
+    let mut worst = 0f64;
+    for (c, t) in candle.iter().zip(rows) {
+        let t = t.as_array()?;
+        if t.len() != c.len() {
+            return None;
+        }
+        for (a, b) in c.iter().zip(t) {
+            worst = worst.max((*a as f64 - b.as_f64()?).abs());
+        }
+    }
+    Some(worst)
+}
+
+/// GFLOP/s of candle's f32 matrix multiply on `n` x `n` matrices.
+fn matmul_gflops(n: usize, min_seconds: f64) -> Result<f64> {
+    use candle_core::{Device, Tensor};
+    let mut rng = Rng(11);
+    let mut m = || Tensor::from_vec((0..n * n).map(|_| rng.uniform(1.0)).collect::<Vec<f32>>(), (n, n), &Device::Cpu);
+    let (a, b) = (m()?, m()?);
+    let times = time_passes(min_seconds, 3, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
+    Ok(2.0 * (n as f64).powi(3) / mean_s(&times) / 1e9)
+}
+
+/// Times `fitcheck run`'s work (a new `Session`, every case judged) on an `n`-case suite over the
+/// bench checkpoint and `images` catalog images: cold (empty cache), warm (unchanged), and with one
+/// case's description edited. Also counts weight loads and texts through the text tower in each.
+fn measure_suite(checkpoint: &Path, catalog: &Path, root: &Path, n: usize) -> Result<Value> {
+    use fitcheck::harness::{Overrides, Session};
+    let _ = fs::remove_dir_all(root);
+    let cases = root.join("cases");
+    fs::create_dir_all(cases.join("q"))?;
+    let suite = format!(
+        "[model]\npath = '{}'\n\n[catalog]\nroot = '{}'\n",
+        checkpoint.canonicalize()?.display(),
+        catalog.canonicalize()?.display()
+    );
+    fs::write(cases.join("fitcheck.toml"), suite)?;
+    let images = fitcheck::catalog::Catalog::load(catalog, None)?.len();
+    let case = |i: usize, extra: &str| {
+        format!("description = \"jean azul number {i}{extra}\"\nexpected = [\"img{:03}\"]\n", i % images)
+    };
+    for i in 0..n {
+        fs::write(cases.join(format!("q/case-{i:02}.toml")), case(i, ""))?;
+    }
+    let overrides = Overrides { cache: Some(root.join("cache").display().to_string()), ..Overrides::default() };
+    let run = |label: &str| -> Result<Value> {
+        let (loads, texts) = (fitcheck::model::loads(), fitcheck::model::texts_embedded());
+        let t = Instant::now();
+        let session = Session::open(&cases, &overrides)?;
+        let result = session.run()?;
+        let seconds = t.elapsed().as_secs_f64();
+        assert_eq!(result.cases.len(), n);
+        let (loads, texts) = (fitcheck::model::loads() - loads, fitcheck::model::texts_embedded() - texts);
+        eprintln!("suite {label}: {seconds:.3} s, {loads} weight loads, {texts} texts embedded");
+        Ok(json!({"run": label, "seconds": seconds, "weight_loads": loads, "texts_embedded": texts}))
+    };
+    let cold = run("cold")?;
+    let warm = run("warm")?;
+    fs::write(cases.join("q/case-00.toml"), case(0, " roto"))?;
+    let edited = run("one query edited")?;
+    Ok(json!({"cases": n, "images": images, "runs": [cold, warm, edited]}))
+}
+
 /// The 1-minute load average; anything well above 0 before a run means the numbers are suspect.
 fn loadavg() -> f64 {
     fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
@@ -375,6 +483,10 @@ fn main() -> Result<()> {
 
     let bench = target_dir().join("fitcheck-bench");
     let dir = ensure_checkpoint(&o.dir.clone().unwrap_or_else(|| bench.join("vit-b16-siglip-marqo")))?;
+    if o.prepare {
+        println!("{}", dir.display());
+        return Ok(());
+    }
     let torch: Option<Value> = match &o.torch {
         Some(p) => Some(serde_json::from_str(&fs::read_to_string(p).with_context(|| p.display().to_string())?)?),
         None => None,
@@ -413,6 +525,49 @@ fn main() -> Result<()> {
         );
     }
 
+    let mut text_rows = Vec::new();
+    for &batch in &o.text_batches {
+        let ctx = model.dims().context;
+        let ids: Vec<Vec<u32>> = (0..batch)
+            .map(|_| (0..ctx).map(|_| (rng.next_u64() % model.dims().vocab as u64) as u32).collect())
+            .collect();
+        let times = time_passes(o.min_seconds, o.min_iters, || {
+            let out = model.text_features(&ids)?;
+            assert_eq!(out.len(), batch);
+            assert!(out.iter().flatten().all(|v| v.is_finite()), "non-finite embedding");
+            Ok(())
+        })?;
+        let tps = batch as f64 / mean_s(&times);
+        eprintln!("candle text batch {batch}: {tps:.2} texts/s over {} passes", times.len());
+        let torch_tps = torch.as_ref().and_then(|t| {
+            t["text_results"].as_array()?.iter().find(|r| r["batch"].as_u64() == Some(batch as u64))?["per_s"].as_f64()
+        });
+        text_rows.push(
+            json!({"batch": batch, "iters": times.len(), "candle_texts_per_s": tps, "torch_texts_per_s": torch_tps}),
+        );
+    }
+
+    let reference = if o.reference > 0 {
+        let (pixels, ids) = reference_inputs(model.dims(), o.reference);
+        let images = model.image_features(&pixels)?;
+        let texts = model.text_features(&ids)?;
+        let diff =
+            |kind: &str, ours: &[Vec<f32>]| torch.as_ref().and_then(|t| max_abs_diff(ours, &t["reference"][kind]));
+        Some(
+            json!({"inputs": o.reference, "image_max_abs_diff": diff("image", &images), "text_max_abs_diff": diff("text", &texts)}),
+        )
+    } else {
+        None
+    };
+
+    let matmul = if o.matmul > 0 {
+        let gflops = matmul_gflops(o.matmul, o.min_seconds.min(5.0))?;
+        eprintln!("candle matmul {}: {gflops:.1} GFLOP/s", o.matmul);
+        Some(json!({"n": o.matmul, "gflops": gflops}))
+    } else {
+        None
+    };
+
     let e2e = if o.e2e > 0 {
         let paths = ensure_pngs(&bench.join("png-640x480"), o.e2e)?;
         let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
@@ -424,6 +579,14 @@ fn main() -> Result<()> {
         let ips = refs.len() as f64 / mean_s(&times);
         eprintln!("candle end-to-end {}: {ips:.2} img/s over {} passes", refs.len(), times.len());
         Some(json!({"images": refs.len(), "iters": times.len(), "images_per_s": ips}))
+    } else {
+        None
+    };
+
+    let suite = if o.suite > 0 {
+        let catalog = ensure_pngs(&bench.join("png-640x480"), 32)?;
+        let catalog_dir = catalog[0].parent().context("png directory")?.to_path_buf();
+        Some(measure_suite(&dir, &catalog_dir, &bench.join("suite"), o.suite)?)
     } else {
         None
     };
@@ -454,6 +617,52 @@ fn main() -> Result<()> {
         };
         println!("| {threads} | {} | {c:.2} | {t} | {ratio} |", r["batch"]);
     }
+    if !text_rows.is_empty() {
+        println!();
+        println!("| threads | text batch (64 tokens) | candle texts/s | torch texts/s | candle/torch |");
+        println!("|--------:|-----------------------:|---------------:|--------------:|-------------:|");
+        for r in &text_rows {
+            let c = r["candle_texts_per_s"].as_f64().unwrap_or(0.0);
+            let (t, ratio) = match r["torch_texts_per_s"].as_f64() {
+                Some(t) => (format!("{t:.1}"), format!("{:.2}", c / t)),
+                None => ("-".into(), "-".into()),
+            };
+            println!("| {} | {} | {c:.1} | {t} | {ratio} |", o.threads, r["batch"]);
+        }
+    }
+    if let Some(r) = &reference {
+        let show = |v: &Value| v.as_f64().map_or("- (no --torch reference)".to_string(), |d| format!("{d:.2e}"));
+        println!();
+        println!(
+            "largest |candle - torch| of normalised embeddings ({} inputs, same weights): image {}, text {}",
+            r["inputs"],
+            show(&r["image_max_abs_diff"]),
+            show(&r["text_max_abs_diff"])
+        );
+    }
+    if let Some(m) = &matmul {
+        let torch_gflops = torch.as_ref().and_then(|t| t["matmul"]["gflops"].as_f64());
+        println!(
+            "f32 matmul {n}x{n}x{n}: candle {:.1} GFLOP/s, torch {}",
+            m["gflops"].as_f64().unwrap_or(0.0),
+            torch_gflops.map_or("-".into(), |g| format!("{g:.1} GFLOP/s")),
+            n = m["n"]
+        );
+    }
+    if let Some(s) = &suite {
+        println!();
+        for r in s["runs"].as_array().into_iter().flatten() {
+            println!(
+                "suite of {} cases, {} images, {}: {:.3} s ({} weight loads, {} texts embedded)",
+                s["cases"],
+                s["images"],
+                r["run"].as_str().unwrap_or(""),
+                r["seconds"].as_f64().unwrap_or(0.0),
+                r["weight_loads"],
+                r["texts_embedded"]
+            );
+        }
+    }
     if let Some(e) = &e2e {
         println!(
             "| {} | {} PNG 640x480, end to end | {:.2} | - | - |",
@@ -478,7 +687,7 @@ fn main() -> Result<()> {
         );
     }
     if let Some(path) = &o.json {
-        let all = json!({"threads": o.threads, "cpu": cpu_model(), "loadavg_before": load_before, "throughput": rows, "end_to_end": e2e, "load": load, "torch": torch});
+        let all = json!({"threads": o.threads, "cpu": cpu_model(), "loadavg_before": load_before, "throughput": rows, "text": text_rows, "reference": reference, "matmul": matmul, "suite": suite, "end_to_end": e2e, "load": load, "torch": torch});
         fs::write(path, serde_json::to_vec_pretty(&all)?)?;
     }
     Ok(())

@@ -276,3 +276,53 @@ pub fn items(suite: &Path, selector: &str) -> Result<String> {
     s.push_str(&format!("{} of {} items match '{selector}'\n", hits.len(), catalog.len()));
     Ok(s)
 }
+
+/// `fitcheck cache build [--shard i/n]`: embeds the catalog with the suite's model into the cache, or
+/// only the items of one shard, then also into a shard file (`out`, or the cache's `shards/` folder).
+pub fn cache_build(
+    suite: &Path,
+    overrides: &Overrides,
+    shard: Option<crate::cache::Shard>,
+    out: Option<&Path>,
+) -> Result<String> {
+    let session = Session::open(suite, overrides)?;
+    let catalog = session.catalog()?;
+    let dir = session.cache_dir();
+    let embedder = crate::harness::describe_model(&session.suite.model, catalog, dir)?;
+    let Some(shard) = shard else {
+        let embedded = crate::cache::embed_catalog(embedder.as_ref(), catalog, dir)?;
+        let mut text: String = embedded.warnings.iter().map(|w| format!("warning: {w}\n")).collect();
+        text.push_str(&format!(
+            "catalog: {} items ({} embedded, {} cached) in {}\n",
+            catalog.len(),
+            embedded.stats.embedded,
+            embedded.stats.cached,
+            dir.map_or_else(|| "no cache (FITCHECK_CACHE=off)".to_string(), |d| d.display().to_string())
+        ));
+        return Ok(text);
+    };
+    let out = match (out, dir) {
+        (Some(out), _) => out.to_owned(),
+        (None, Some(dir)) => crate::cache::shard_file(dir, embedder.as_ref(), shard),
+        (None, None) => return Err(Error::file(
+            suite,
+            "the embedding cache is off (FITCHECK_CACHE=off) and no --out was given: name the shard file with --out",
+        )),
+    };
+    let built = crate::cache::build_shard(embedder.as_ref(), catalog, dir, shard, &out)?;
+    let mut text = String::new();
+    for w in &built.warnings {
+        text.push_str(&format!("warning: {w}\n"));
+    }
+    text.push_str(&format!(
+        "shard {}/{}: {} of {} items ({} embedded, {} cached) written to {}\n",
+        shard.index,
+        shard.count,
+        built.items,
+        catalog.len(),
+        built.stats.embedded,
+        built.stats.cached,
+        built.file.display()
+    ));
+    Ok(text)
+}

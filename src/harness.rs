@@ -6,6 +6,7 @@
 //! an error, never a silent pass. The model is opened and the catalog embedded once per process, on the
 //! first trial that needs them (and cached on disk across processes, see [`crate::cache`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,13 +67,20 @@ impl Discovered {
     }
 }
 
-/// The model and the catalog's embeddings, built once.
+/// The model and the catalog's and queries' embeddings, built once.
+///
+/// The model is described, not loaded: its weights are read on the first embedding the cache does not
+/// have, so a warm run never reads them (see [`crate::cache`]).
 struct Context {
     embedder: Box<dyn Embedder>,
     items: Vec<Vec<f32>>,
     catalog_digest: String,
     /// Each catalog item's content hash (an image query leaves out every item with its content).
     hashes: Vec<[u8; 32]>,
+    /// Each loaded case's query, normalised, or why it could not be embedded.
+    queries: HashMap<String, Result<Vec<f32>>>,
+    /// Cache shards that were ignored, and why.
+    warnings: Vec<String>,
 }
 
 /// One case, run: its result (with the one verdict) and the snapshot it is compared with.
@@ -207,17 +215,52 @@ impl Session {
         self.context
             .get_or_init(|| {
                 let catalog = self.catalog()?;
-                let embedder = open_model(&self.suite.model, catalog)?;
-                let embedded = cache::embed_catalog(embedder.as_ref(), catalog, self.cache_dir.as_deref())?;
+                let dir = self.cache_dir.as_deref();
+                let embedder: Box<dyn Embedder> =
+                    Box::new(cache::TextCache::new(describe_model(&self.suite.model, catalog, dir)?, dir));
+                let embedded = cache::embed_catalog(embedder.as_ref(), catalog, dir)?;
+                let queries = self.embed_queries(embedder.as_ref())?;
                 Ok(Context {
                     embedder,
                     items: embedded.vectors,
                     catalog_digest: embedded.digest,
                     hashes: embedded.hashes,
+                    queries,
+                    warnings: embedded.warnings,
                 })
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Every loaded case's query, normalised: in one batch, or one by one when the batch fails (so that
+    /// a query the model refuses fails its own case only). Non-finite embeddings concern every case.
+    fn embed_queries(&self, embedder: &dyn Embedder) -> Result<HashMap<String, Result<Vec<f32>>>> {
+        let mut texts: Vec<String> =
+            self.cases.iter().filter_map(|d| d.case.as_ref().ok()).filter(|c| c.query_image.is_none()).map(|c| c.description.clone()).collect();
+        texts.sort();
+        texts.dedup();
+        let fp = embedder.fingerprint();
+        let one = |t: &String| -> Result<Vec<f32>> {
+            let v = embedder.embed_texts(std::slice::from_ref(t))?;
+            unit_vectors(fp, "text", &[format!("'{t}'")], v)?
+                .pop()
+                .ok_or_else(|| Error::model(&fp.model, "the model returned no embedding for the query"))
+        };
+        let names: Vec<String> = texts.iter().map(|t| format!("'{t}'")).collect();
+        match embedder.embed_texts(&texts).and_then(|v| unit_vectors(fp, "text", &names, v)) {
+            Ok(vectors) if vectors.len() == texts.len() => {
+                Ok(texts.into_iter().zip(vectors.into_iter().map(Ok)).collect())
+            }
+            Err(e @ Error::NonFinite { .. }) => Err(e),
+            _ => texts
+                .into_iter()
+                .map(|t| match one(&t) {
+                    Err(e @ Error::NonFinite { .. }) => Err(e),
+                    r => Ok((t, r)),
+                })
+                .collect(),
+        }
     }
 
     /// The model, opening it (and embedding the catalog) if needed.
@@ -269,21 +312,24 @@ impl Session {
             Err(e) => return errored(e),
         };
         let fp = ctx.embedder.fingerprint();
-        let (embedded, tower, input) = match &case.query_image {
-            None => (
-                ctx.embedder.embed_texts(std::slice::from_ref(&case.description)),
-                "text",
-                format!("'{}'", case.description),
-            ),
-            Some(q) => (ctx.embedder.embed_images(&[q.path.as_path()]), "image", q.path.display().to_string()),
-        };
-        let query = match embedded {
-            Ok(v) => v,
-            Err(e @ Error::NonFinite { .. }) => return Err(e),
-            Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
-        };
-        let Some(query) = unit_vectors(fp, tower, &[input], query)?.pop() else {
-            return errored(Error::model(&fp.model, "the model returned no embedding for the query"));
+        let query = match &case.query_image {
+            // Text queries were embedded together, once per session (and cached on disk).
+            None => match ctx.queries.get(&case.description) {
+                Some(Ok(v)) => v.clone(),
+                Some(Err(e)) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
+                None => return errored(Error::file(&found.path, "the query was not embedded with the others")),
+            },
+            Some(q) => {
+                let embedded = match ctx.embedder.embed_images(&[q.path.as_path()]) {
+                    Ok(v) => v,
+                    Err(e @ Error::NonFinite { .. }) => return Err(e),
+                    Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
+                };
+                match unit_vectors(fp, "image", &[q.path.display().to_string()], embedded)?.pop() {
+                    Some(v) => v,
+                    None => return errored(Error::model(&fp.model, "the model returned no embedding for the query")),
+                }
+            }
         };
         // An image query leaves out the image itself and every catalog image with the same content.
         let mut excluded = vec![false; catalog.len()];
@@ -349,7 +395,7 @@ impl Session {
                 digest: ctx.catalog_digest.clone(),
             },
             cases,
-            self.truncation_warnings()?,
+            self.truncation_warnings()?.into_iter().chain(ctx.warnings.iter().cloned()).collect(),
         ))
     }
 
@@ -446,6 +492,25 @@ pub fn open_model(spec: &ModelSpec, catalog: &Catalog) -> Result<Box<dyn Embedde
     }
 }
 
+/// Describes the backend a model spec asks for; its weights are read on first use. `dir` is the
+/// cache directory, where a local checkpoint's digests are remembered.
+pub fn describe_model(spec: &ModelSpec, catalog: &Catalog, dir: Option<&Path>) -> Result<Box<dyn Embedder>> {
+    match &spec.source {
+        ModelSource::Toy => Ok(Box::new(ToyEmbedder::new(catalog))),
+        _ => crate::model::describe(spec, dir),
+    }
+}
+
+/// Whether libtest would run the trial `name` under `args` (the same rules: substring or exact filter,
+/// `--skip`, `--ignored`, `--include-ignored`).
+fn would_run(args: &Arguments, name: &str, ignored: bool) -> bool {
+    let matches = |f: &str| if args.exact { name == f } else { name.contains(f) };
+    !args.list
+        && args.filter.as_deref().is_none_or(matches)
+        && !args.skip.iter().any(|s| matches(s))
+        && (args.include_ignored || ignored == args.ignored)
+}
+
 /// Runs the suite in `dir` as a libtest-mimic harness with `args`; the `harness = false` test target and
 /// `fitcheck test` both call this.
 pub fn run(dir: &Path, args: Arguments) -> ExitCode {
@@ -456,6 +521,16 @@ pub fn run(dir: &Path, args: Arguments) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The catalog is embedded before the first trial line, so that its progress line (on a terminal)
+    // and the warnings about ignored cache shards never interleave with libtest's output.
+    let runs = |d: &Discovered| would_run(&args, &d.name, d.case.as_ref().is_ok_and(|c| c.ignore.is_some()));
+    if session.cases.iter().any(runs) {
+        if let Ok(ctx) = session.context() {
+            for w in &ctx.warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
     let known: Arc<Mutex<Vec<String>>> = Arc::default();
     let trials = (0..session.cases.len())
         .map(|i| {

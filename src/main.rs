@@ -138,6 +138,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Pipeline::RgbFirst)]
         pipeline: Pipeline,
     },
+    /// Build the embedding cache, or one shard of it on one of several machines.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Run a suite as a test harness (what `cargo test` does); arguments after `--` go to the harness.
     Test {
         #[arg(long, default_value = "cases")]
@@ -145,6 +150,26 @@ enum Command {
         /// libtest arguments: a filter, --exact, --list, --ignored, ...
         #[arg(last = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Embed the catalog (or one shard of it) into the cache that `cargo test` reads.
+    ///
+    /// With --shard i/n, embeds the items whose id hashes into part i of n and writes them to a shard
+    /// file (default: <cache>/shards/); shard files in <cache>/shards/ are read with the cache.
+    Build {
+        #[arg(long, default_value = "cases")]
+        suite: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Which part of the catalog, e.g. 3/20 (default: all of it, into the cache itself).
+        #[arg(long, value_parser = |s: &str| s.parse::<fitcheck::cache::Shard>())]
+        shard: Option<fitcheck::cache::Shard>,
+        /// Where to write the shard file.
+        #[arg(long, value_name = "PATH", requires = "shard")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -178,6 +203,17 @@ struct ModelArgs {
     offline: bool,
 }
 
+impl ModelArgs {
+    /// The environment's overrides, with these flags taking precedence.
+    fn overrides(self) -> Overrides {
+        let mut overrides = Overrides::from_env();
+        overrides.model = self.model.or(overrides.model);
+        overrides.revision = self.revision.or(overrides.revision);
+        overrides.offline |= self.offline;
+        overrides
+    }
+}
+
 /// Prints a command's report, or its error on stderr with exit status 2.
 fn finish(result: fitcheck::Result<(String, Exit)>) -> ExitCode {
     match result {
@@ -196,11 +232,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { suite, model, json, markdown, html } => {
-            let mut overrides = Overrides::from_env();
-            overrides.model = model.model.or(overrides.model);
-            overrides.revision = model.revision.or(overrides.revision);
-            overrides.offline |= model.offline;
-            finish(commands::run(&suite, &overrides, &Outputs { json, markdown, html }))
+            finish(commands::run(&suite, &model.overrides(), &Outputs { json, markdown, html }))
+        }
+        Command::Cache { action: CacheAction::Build { suite, model, shard, out } } => {
+            finish(commands::cache_build(&suite, &model.overrides(), shard, out.as_deref()).map(|t| (t, Exit::Passed)))
         }
         Command::Compare {
             checkpoints,

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod clip;
 pub mod config;
+pub mod forward;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
@@ -43,6 +44,29 @@ use weights::{Header, PICKLE_FILES};
 /// bound memory on a ViT-B/16 (activations of 16 images are a few hundred MB).
 pub const TEXT_BATCH: usize = 32;
 pub const IMAGE_BATCH: usize = 16;
+
+/// The forward pass: fitcheck's own ([`forward`], the default) or candle-transformers' reference
+/// model (`FITCHECK_FORWARD=reference`, for comparisons in the bench).
+enum Forward {
+    Own(forward::Towers),
+    Reference(Box<siglip::Model>),
+}
+
+impl Forward {
+    fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Forward::Own(t) => t.text_features(ids),
+            Forward::Reference(m) => m.get_text_features(ids),
+        }
+    }
+
+    fn image_features(&self, px: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Forward::Own(t) => t.image_features(px),
+            Forward::Reference(m) => m.get_image_features(px),
+        }
+    }
+}
 
 /// Keeps large freed blocks in glibc's heap instead of unmapping them (once per process).
 ///
@@ -81,8 +105,8 @@ fn tune_allocator() {
     }
 }
 
-/// Opens the checkpoint `spec` names: a CLIP checkpoint (told by its tensor names, [`clip::probe`]) with
-/// the CLIP backend, anything else with the SigLIP one.
+/// Opens the checkpoint `spec` names and loads its weights: a CLIP checkpoint (told by its tensor names,
+/// [`clip::probe`]) with the CLIP backend, anything else with the SigLIP one.
 pub fn open(spec: &ModelSpec) -> Result<Box<dyn Embedder>> {
     if clip::probe(spec)?.is_some() {
         return Ok(Box::new(clip::Clip::open(spec)?));
@@ -90,15 +114,55 @@ pub fn open(spec: &ModelSpec) -> Result<Box<dyn Embedder>> {
     Ok(Box::new(Siglip::open(spec)?))
 }
 
-/// A loaded SigLIP checkpoint with its text and image pipelines.
+// ---- Describing and loading -------------------------------------------------------------------------
+//
+// Opening a checkpoint is two steps. Describing it finds the files, reads the configurations and the
+// safetensors header, validates the layout and computes the fingerprint: milliseconds, since a local
+// weights file's digest is remembered by size and modification time (see `crate::cache::file_digest`).
+// Loading it reads every tensor and builds candle's model: seconds and the weights' size in memory.
+// A described model loads itself on its first forward pass, so a run whose embeddings are all cached
+// never reads the weights.
+
+/// Describes the checkpoint `spec` names without reading its weights; they are loaded on the first
+/// forward pass. `digests` is where local files' digests are remembered (`None`: hashed every time).
+/// (A CLIP checkpoint is loaded at once: only the SigLIP backend defers its weights.)
+pub fn describe(spec: &ModelSpec, digests: Option<&Path>) -> Result<Box<dyn Embedder>> {
+    if clip::probe(spec)?.is_some() {
+        return Ok(Box::new(clip::Clip::open(spec)?));
+    }
+    Ok(Box::new(Siglip::describe(spec, digests)?))
+}
+
+static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+static TEXTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many times this process has read a checkpoint's weights (for tests of lazy loading).
+pub fn loads() -> usize {
+    LOADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// How many token sequences this process has passed through a text tower (for tests of the caches).
+pub fn texts_embedded() -> usize {
+    TEXTS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A SigLIP checkpoint with its text and image pipelines; the weights are read on first use.
 pub struct Siglip {
-    model: siglip::Model,
     text: TextPipeline,
     pixels: PixelPipeline,
     dims: Dims,
     layout: Layout,
     label: String,
     fingerprint: Fingerprint,
+    header: Header,
+    cfg: siglip::Config,
+    loaded: std::sync::OnceLock<Result<Loaded>>,
+}
+
+/// What loading the weights gives.
+struct Loaded {
+    model: Forward,
     /// The learned logit scale (exponentiated) and bias, read from the weights for the sigmoid loss.
     logit: (f32, f32),
 }
@@ -148,7 +212,13 @@ fn candle_err<'a>(label: &'a str, what: &str) -> impl Fn(candle_core::Error) -> 
 impl Siglip {
     /// Finds, validates and loads the checkpoint `spec` names.
     pub fn open(spec: &ModelSpec) -> Result<Siglip> {
-        tune_allocator();
+        let model = Siglip::describe(spec, None)?;
+        model.load()?;
+        Ok(model)
+    }
+
+    /// Finds and validates the checkpoint `spec` names, without reading its weights (see [`describe`]).
+    pub fn describe(spec: &ModelSpec, digests: Option<&Path>) -> Result<Siglip> {
         let source = match &spec.source {
             ModelSource::Local(dir) => {
                 if !dir.is_dir() {
@@ -215,24 +285,16 @@ impl Siglip {
             alpha: spec.alpha,
             pipeline: spec.pipeline,
         };
-        let tensors = header.load_all()?;
-        let tensors = rename::to_hf(layout, tensors, &dims).map_err(candle_err(&label, "cannot map the weights"))?;
-        // candle's model keeps its logit tensors private: read them before handing the weights over.
-        // Every layout stores the scale as a logarithm (the models multiply by `logit_scale.exp()`).
-        let scalar = |name: &str| -> Result<f32> {
-            let t = tensors.get(name).ok_or_else(|| Error::model(&label, format!("no '{name}' tensor")))?;
-            let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(candle_err(&label, name))?;
-            v.first().copied().ok_or_else(|| Error::model(&label, format!("'{name}' is empty")))
-        };
-        let logit = (scalar("logit_scale")?.exp(), scalar("logit_bias")?);
         let cfg = candle_config(&dims, &hints, text.pad_id);
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = siglip::Model::new(&cfg, vb).map_err(candle_err(&label, "cannot build the model"))?;
 
         let mut content = Vec::new();
         for path in &digested {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            content.push(format!("{name}={}", source.digest_of(path)?));
+            let digest = match &source {
+                Source::Dir(_) => crate::cache::file_digest(path, digests)?,
+                Source::Hub(_) => source.digest_of(path)?,
+            };
+            content.push(format!("{name}={digest}"));
         }
         let fingerprint = Fingerprint {
             model: match &spec.source {
@@ -252,7 +314,49 @@ impl Siglip {
             ),
             content: content.join(" "),
         };
-        Ok(Siglip { model, text, pixels, dims, layout, label, fingerprint, logit })
+        Ok(Siglip { text, pixels, dims, layout, label, fingerprint, header, cfg, loaded: Default::default() })
+    }
+
+    /// Reads the weights and builds the model, once; later calls return the first outcome.
+    pub fn load(&self) -> Result<()> {
+        self.loaded().map(|_| ())
+    }
+
+    /// Whether the weights have been read.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.get().is_some_and(|r| r.is_ok())
+    }
+
+    fn loaded(&self) -> Result<&Loaded> {
+        self.loaded.get_or_init(|| self.read_weights()).as_ref().map_err(Clone::clone)
+    }
+
+    fn read_weights(&self) -> Result<Loaded> {
+        tune_allocator();
+        LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let label = &self.label;
+        let tensors = self.header.load_all()?;
+        let tensors =
+            rename::to_hf(self.layout, tensors, &self.dims).map_err(candle_err(label, "cannot map the weights"))?;
+        // candle's model keeps its logit tensors private: read them before handing the weights over.
+        // Every layout stores the scale as a logarithm (the models multiply by `logit_scale.exp()`).
+        let scalar = |name: &str| -> Result<f32> {
+            let t = tensors.get(name).ok_or_else(|| Error::model(label, format!("no '{name}' tensor")))?;
+            let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(candle_err(label, name))?;
+            v.first().copied().ok_or_else(|| Error::model(label, format!("'{name}' is empty")))
+        };
+        let logit = (scalar("logit_scale")?.exp(), scalar("logit_bias")?);
+        let model = if std::env::var_os("FITCHECK_FORWARD").is_some_and(|v| v == "reference") {
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+            let model = siglip::Model::new(&self.cfg, vb).map_err(candle_err(label, "cannot build the model"))?;
+            Forward::Reference(Box::new(model))
+        } else {
+            let towers =
+                forward::Towers::new(tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
+            Forward::Own(towers)
+        };
+
+        Ok(Loaded { model, logit })
     }
 
     pub fn layout(&self) -> Layout {
@@ -291,6 +395,7 @@ impl Siglip {
         if len == 0 || len > ctx {
             return Err(Error::model(&self.label, format!("token sequences of {len} ids; the model takes 1 to {ctx}")));
         }
+        let model = &self.loaded()?.model;
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(TEXT_BATCH) {
             if let Some(bad) = chunk.iter().find(|s| s.len() != len) {
@@ -302,9 +407,10 @@ impl Siglip {
             let flat: Vec<u32> = chunk.iter().flatten().copied().collect();
             let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                 let ids = Tensor::from_vec(flat, (chunk.len(), len), &Device::Cpu)?;
-                let features = self.model.get_text_features(&ids)?;
+                let features = model.text_features(&ids)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
+            TEXTS.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
             let rows = run().map_err(candle_err(&self.label, "text forward pass failed"))?;
             self.check_finite("text", &rows, out.len(), name)?;
             out.extend(rows);
@@ -342,11 +448,12 @@ impl Siglip {
                 format!("{} pixel values are not a whole number of 3x{s}x{s} images", pixels.len()),
             ));
         }
+        let model = &self.loaded()?.model;
         let mut out = Vec::with_capacity(pixels.len() / per);
         for chunk in pixels.chunks(per * IMAGE_BATCH) {
             let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                 let px = Tensor::from_slice(chunk, (chunk.len() / per, 3, s, s), &Device::Cpu)?;
-                let features = self.model.get_image_features(&px)?;
+                let features = model.image_features(&px)?;
                 candle_transformers::models::clip::div_l2_norm(&features)?.to_vec2()
             };
             let rows = run().map_err(candle_err(&self.label, "image forward pass failed"))?;
@@ -440,7 +547,8 @@ impl Embedder for Siglip {
     }
 
     fn logit_scale_bias(&self) -> Option<(f32, Option<f32>)> {
-        Some((self.logit.0, Some(self.logit.1)))
+        let (scale, bias) = self.loaded().ok()?.logit;
+        Some((scale, Some(bias)))
     }
 
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {

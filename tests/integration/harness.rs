@@ -572,3 +572,48 @@ fn each_variant_phrasing_is_its_own_test_and_the_summary_names_the_one_that_fail
         run.out
     );
 }
+
+/// Runs `fitcheck ARGS` in `dir` off CI with the embedding cache in `dir/cache`; stdout and stderr apart.
+fn fitcheck_cached(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("CI")
+        .env_remove("FITCHECK_MODEL")
+        .env("INSTA_UPDATE", "no")
+        .env("FITCHECK_CACHE", "cache")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn cache_build_writes_shards_that_the_tests_read_and_warns_about_foreign_ones() {
+    let dir = toy_suite();
+    let (code, out, err) = fitcheck_cached(dir.path(), &["cache", "build", "--suite", "cases", "--shard", "1/2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The toy catalog's 8 ids, hashed (SHA-256, first 8 bytes little-endian, mod 2, worked out in
+    // Python): camisa/celeste, jean/palazzo-azul, jean/skinny-azul, remera/celeste, vestido/rojo in 1.
+    assert!(out.starts_with("shard 1/2: 5 of 8 items (5 embedded, 0 cached) written to cache/shards/"), "{out}");
+    let (code, out, _) = fitcheck_cached(dir.path(), &["cache", "build", "--shard", "2/2", "--out", "elsewhere.shard"]);
+    assert_eq!(code, 0);
+    // The second shard's images are read through the same cache: the first shard's are not in it.
+    assert_eq!(out, "shard 2/2: 3 of 8 items (3 embedded, 0 cached) written to elsewhere.shard\n");
+
+    // A shard that is not a shard, in the folder the tests read: named, ignored, before any test line.
+    std::fs::write(dir.path().join("cache/shards/broken.shard"), b"FITSHRD1").unwrap();
+    let (_, out, err) = fitcheck_cached(dir.path(), &["test", "--", "--test-threads", "1"]);
+    assert!(out.contains("running 2 tests"), "{out}");
+    assert!(
+        err.starts_with(
+            "warning: cache/shards/broken.shard: not a complete fitcheck shard file (torn or another format): \
+             build it again: ignored\n"
+        ),
+        "{err}"
+    );
+
+    let (code, _, err) = fitcheck_cached(dir.path(), &["cache", "build", "--shard", "3/2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("shard '3/2': write it as 'i/n' with 1 <= i <= n, e.g. '3/20'"), "{err}");
+}
