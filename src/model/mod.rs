@@ -48,7 +48,7 @@ pub const IMAGE_BATCH: usize = 16;
 /// The forward pass: fitcheck's own ([`forward`], the default) or candle-transformers' reference
 /// model (`FITCHECK_FORWARD=reference`, for comparisons in the bench).
 enum Forward {
-    Own(forward::Towers),
+    Own(Box<forward::Towers>),
     Reference(Box<siglip::Model>),
 }
 
@@ -353,7 +353,7 @@ impl Siglip {
         } else {
             let towers =
                 forward::Towers::new(tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
-            Forward::Own(towers)
+            Forward::Own(Box::new(towers))
         };
 
         Ok(Loaded { model, logit })
