@@ -236,8 +236,13 @@ impl Session {
     /// Every loaded case's query, normalised: in one batch, or one by one when the batch fails (so that
     /// a query the model refuses fails its own case only). Non-finite embeddings concern every case.
     fn embed_queries(&self, embedder: &dyn Embedder) -> Result<HashMap<String, Result<Vec<f32>>>> {
-        let mut texts: Vec<String> =
-            self.cases.iter().filter_map(|d| d.case.as_ref().ok()).filter(|c| c.query_image.is_none()).map(|c| c.description.clone()).collect();
+        let mut texts: Vec<String> = self
+            .cases
+            .iter()
+            .filter_map(|d| d.case.as_ref().ok())
+            .filter(|c| c.query_image.is_none())
+            .map(|c| c.description.clone())
+            .collect();
         texts.sort();
         texts.dedup();
         let fp = embedder.fingerprint();
