@@ -634,37 +634,15 @@ pub fn validate(layout: ClipLayout, header: &Header, d: &ClipDims) -> Result<()>
             want.insert(name, shape);
         }
     }
-    let missing: Vec<&String> = want.keys().filter(|k| !header.tensors.contains_key(*k)).collect();
-    let unexpected: Vec<&String> =
-        header.tensors.keys().filter(|k| !want.contains_key(*k) && !IGNORED.contains(&k.as_str())).collect();
-    let mut misshaped = Vec::new();
-    for (name, shape) in &want {
-        let Some(entry) = header.tensors.get(name) else { continue };
-        let scalar = scalars.contains(name) && entry.shape.iter().all(|&n| n == 1);
-        if entry.shape != *shape && !scalar {
-            misshaped.push(format!("'{name}' is {:?}, expected {shape:?}", entry.shape));
-        }
-    }
-    if missing.is_empty() && unexpected.is_empty() && misshaped.is_empty() {
+    let Some(problems) = super::layout::key_set_problems(header, &want, &IGNORED, |n| scalars.iter().any(|s| s == n))
+    else {
         return Ok(());
-    }
-    let quote = |v: &[&String]| v.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
-    let mut parts = Vec::new();
-    if !missing.is_empty() {
-        parts.push(format!("{} missing tensor(s): {}", missing.len(), quote(&missing)));
-    }
-    if !unexpected.is_empty() {
-        parts.push(format!("{} unexpected tensor(s): {}", unexpected.len(), quote(&unexpected)));
-    }
-    if !misshaped.is_empty() {
-        parts.push(format!("{} mis-shaped tensor(s): {}", misshaped.len(), misshaped.join(", ")));
-    }
+    };
     Err(Error::file(
         &header.path,
         format!(
-            "{}; expected a {} CLIP checkpoint with {} vision layers of width {} and {} text layers of width {}: \
+            "{problems}; expected a {} CLIP checkpoint with {} vision layers of width {} and {} text layers of width {}: \
              re-export the complete model (adapters such as LoRA must be merged first)",
-            parts.join("; "),
             layout.key(),
             d.v_layers,
             d.v_width,
@@ -1083,10 +1061,7 @@ impl Clip {
         first: usize,
         name: &dyn Fn(usize) -> String,
     ) -> Result<()> {
-        match rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
-            None => Ok(()),
-            Some(i) => Err(Error::NonFinite { model: self.label.clone(), tower, input: Some(name(first + i)) }),
-        }
+        super::check_finite(&self.label, tower, rows, first, name)
     }
 }
 

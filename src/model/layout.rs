@@ -580,16 +580,20 @@ fn scalars(layout: Layout, d: &Dims) -> Vec<String> {
         .collect()
 }
 
-/// Checks `header` against the expected key set and shapes; one error lists every difference.
-pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
-    let want = expected(layout, d);
-    let scalars = scalars(layout, d);
-    let scalar = |n: &str| scalars.iter().any(|s| s == n);
+/// Every difference between `header` and the tensors `want`ed (names and shapes), in one sentence:
+/// missing, unexpected (other than `ignored`) and mis-shaped tensors; `None` when there is none. A
+/// tensor for which `scalar` holds may be stored with any all-ones shape. Shared by every backend.
+pub(crate) fn key_set_problems(
+    header: &Header,
+    want: &BTreeMap<String, Vec<usize>>,
+    ignored: &[&str],
+    scalar: impl Fn(&str) -> bool,
+) -> Option<String> {
     let missing: Vec<&String> = want.keys().filter(|k| !header.tensors.contains_key(*k)).collect();
     let unexpected: Vec<&String> =
-        header.tensors.keys().filter(|k| !want.contains_key(*k) && !IGNORED.contains(&k.as_str())).collect();
+        header.tensors.keys().filter(|k| !want.contains_key(*k) && !ignored.contains(&k.as_str())).collect();
     let mut misshaped = Vec::new();
-    for (name, shape) in &want {
+    for (name, shape) in want {
         let Some(entry) = header.tensors.get(name) else {
             continue;
         };
@@ -599,7 +603,7 @@ pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
         }
     }
     if missing.is_empty() && unexpected.is_empty() && misshaped.is_empty() {
-        return Ok(());
+        return None;
     }
     let quote = |v: &[&String]| v.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let mut parts = Vec::new();
@@ -612,12 +616,21 @@ pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
     if !misshaped.is_empty() {
         parts.push(format!("{} mis-shaped tensor(s): {}", misshaped.len(), misshaped.join(", ")));
     }
+    Some(parts.join("; "))
+}
+
+/// Checks `header` against the expected key set and shapes; one error lists every difference.
+pub fn validate(layout: Layout, header: &Header, d: &Dims) -> Result<()> {
+    let want = expected(layout, d);
+    let scalars = scalars(layout, d);
+    let Some(problems) = key_set_problems(header, &want, &IGNORED, |n| scalars.iter().any(|s| s == n)) else {
+        return Ok(());
+    };
     Err(Error::file(
         &header.path,
         format!(
-            "{}; expected a {} SigLIP checkpoint with {} vision and {} text layers of width {}: re-export the complete model \
+            "{problems}; expected a {} SigLIP checkpoint with {} vision and {} text layers of width {}: re-export the complete model \
              (adapters such as LoRA must be merged first)",
-            parts.join("; "),
             layout.key(),
             d.v_layers,
             d.t_layers,

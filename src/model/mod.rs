@@ -105,6 +105,22 @@ fn tune_allocator() {
     }
 }
 
+/// Refuses embeddings with a NaN or an infinity, naming the checkpoint (`label`), the tower and the input
+/// (`rows[0]` is input `first`; `name` names an input by index): broken weights must not rank silently.
+/// Shared by every backend.
+pub(crate) fn check_finite(
+    label: &str,
+    tower: &'static str,
+    rows: &[Vec<f32>],
+    first: usize,
+    name: &dyn Fn(usize) -> String,
+) -> Result<()> {
+    match rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
+        None => Ok(()),
+        Some(i) => Err(Error::NonFinite { model: label.to_string(), tower, input: Some(name(first + i)) }),
+    }
+}
+
 /// Opens the checkpoint `spec` names and loads its weights: a CLIP checkpoint (told by its tensor names,
 /// [`clip::probe`]) with the CLIP backend, anything else with the SigLIP one.
 pub fn open(spec: &ModelSpec) -> Result<Box<dyn Embedder>> {
@@ -427,10 +443,7 @@ impl Siglip {
         first: usize,
         name: &dyn Fn(usize) -> String,
     ) -> Result<()> {
-        match rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
-            None => Ok(()),
-            Some(i) => Err(Error::NonFinite { model: self.label.clone(), tower, input: Some(name(first + i)) }),
-        }
+        check_finite(&self.label, tower, rows, first, name)
     }
 
     /// Normalised image embeddings of pixel values (`n × 3 × size × size`, already normalised).
