@@ -639,18 +639,7 @@ pub fn file_digest(path: &Path, dir: Option<&Path>) -> Result<String> {
 }
 
 fn hash_file(path: &Path) -> Result<Hash> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().into())
+    crate::files::sha256_file(path)
 }
 
 #[cfg(test)]

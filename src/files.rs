@@ -29,6 +29,23 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io)
 }
 
+/// The SHA-256 of the file at `path`, read in 1 MiB blocks (weights files are hundreds of MB).
+pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().into())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
