@@ -1,92 +1,234 @@
-//! fitcheck's own forward pass of SigLIP's two towers, on candle tensors, for throughput on the CPU.
+//! fitcheck's own forward pass of SigLIP's two towers, on plain `f32` buffers, for throughput on the CPU.
 //!
 //! It computes what candle-transformers' `siglip::Model` computes (and what open_clip and transformers
 //! compute), with the work arranged for the CPU:
 //!
 //! - every linear layer is one matrix multiply over all tokens of the batch (`[batch·tokens, in]`),
-//!   where a batched multiply with broadcast weights runs one small multiply per image;
-//! - q, k and v come from one multiply with the three weights side by side, then one copy puts the
-//!   heads in place; the attention scale is folded into the q weights when it is a power of two
-//!   (exact: head width 4, 16, 64, 256), otherwise applied to the scores;
-//! - bias and activation, and bias and residual, are each one pass over the output, in place and
-//!   spread over rayon's threads (candle runs element-wise operations on one thread);
+//!   written by the matrix kernel straight into a buffer that lives for the whole forward pass: no
+//!   buffer is allocated, zeroed or copied per layer;
+//! - q, k and v come from one multiply with the three weights side by side; the attention scale is
+//!   folded into the q weights when it is a power of two (exact: head width 4, 16, 64, 256), otherwise
+//!   applied to the scores;
+//! - attention reads q, k and v where that multiply left them (strided views, no copies) and writes
+//!   each head's output into its columns of the output; each image runs on its own thread, its heads
+//!   one after another, with the softmax between the two multiplies on a buffer that stays in cache;
+//! - bias and activation, bias and residual, and layer norm are each one pass over rows, spread over
+//!   rayon's threads;
 //! - the patch embedding is a multiply on unfolded patches instead of a strided convolution.
 //!
 //! Invariant: the same weights, names and numerics as the reference model up to the order of floating
-//! point sums; `tests/model_fidelity.rs` holds the result to the Python references at 1e-5, and the
-//! bench reports the largest difference from PyTorch on a ViT-B/16.
+//! point sums; `tests/model` holds the result to the Python references at 1e-5, and the bench reports
+//! the largest difference from PyTorch on a ViT-B/16.
 
 use std::collections::HashMap;
 
-use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::Activation;
 use candle_transformers::models::siglip::Config;
 use rayon::prelude::*;
 
-/// Rows per rayon task in the element-wise passes: enough work per task to amortise scheduling.
+/// Rows per rayon task in the row-wise passes: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
-/// The checkpoint's tensors by name, handed over as they are used: a tensor that is rearranged
-/// (q, k and v side by side) is dropped once copied, so loading holds at most one layer twice.
+/// The checkpoint's tensors by name, handed over as they are used: each is copied into the layer
+/// that needs it and dropped, so loading holds at most one layer twice.
 type Tensors = HashMap<String, Tensor>;
 
-fn get(t: &mut Tensors, name: &str) -> Result<Tensor> {
-    t.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("no tensor '{name}'")))
+fn err(msg: String) -> candle_core::Error {
+    candle_core::Error::Msg(msg)
 }
 
-/// A linear layer: `y = x·Wᵀ + b`. `W` is kept transposed (`wt`, `[in, out]`, contiguous): the
-/// matrix kernel packs its right-hand side on every call, and packing a transposed `[out, in]` matrix
-/// reads it column by column; for a batch of one 64-token text that packing took most of the time.
+fn get(t: &mut Tensors, name: &str) -> Result<Tensor> {
+    t.remove(name).ok_or_else(|| err(format!("no tensor '{name}'")))
+}
+
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// A row-major strided view of a matrix inside a slice: element `(r, c)` is `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl View<'_> {
+    /// Whether every element of a `rows × cols` matrix lies inside the slice.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+fn rm(data: &[f32], cols: usize) -> View<'_> {
+    View { data, rs: cols, cs: 1 }
+}
+
+/// How a multiply may use threads: across rayon's pool, or on the calling thread (inside a task
+/// that is already one of many).
+#[derive(Clone, Copy)]
+enum Threads {
+    Pool,
+    One,
+}
+
+/// `dst[r, c] = Σ_k a[r, k]·b[k, c]` for an `m × k` times `k × n` product, overwriting `dst` (row
+/// stride `dst_rs`, column stride 1); the matrix kernel is gemm's, the one candle uses.
+///
+/// Every view is checked to lie inside its slice, so the kernel only touches memory it was lent,
+/// and `dst` cannot overlap the inputs (it is borrowed mutably).
+#[allow(unsafe_code)] // gemm's entry point takes raw pointers; the bounds are checked above the call
+#[allow(clippy::too_many_arguments)]
+fn matmul(dst: &mut [f32], dst_rs: usize, a: View, b: View, m: usize, n: usize, k: usize, threads: Threads) {
+    let out = View { data: dst, rs: dst_rs, cs: 1 };
+    assert!(out.fits(m, n) && a.fits(m, k) && b.fits(k, n), "matmul views out of bounds: {m}x{k} times {k}x{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for r in 0..m {
+            dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism = match threads {
+        Threads::One => gemm::Parallelism::None,
+        Threads::Pool => match rayon::current_num_threads() {
+            0 | 1 => gemm::Parallelism::None,
+            n => gemm::Parallelism::Rayon(n),
+        },
+    };
+    // SAFETY: the three views were checked to lie inside their slices for these sizes and strides;
+    // `dst` is a unique borrow, so it overlaps neither input; gemm reads `a` and `b` and writes only
+    // the `m × n` elements of `dst` (`read_dst = false`: dst := 1·a·b).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            false,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// A linear layer `y = x·Wᵀ + b`, with `W` stored transposed (`wt`, `[in, out]` row-major): the
+/// matrix kernel packs its right-hand side on every call, and packing `[out, in]` read column by column
+/// dominated small batches (a single 64-token text).
 struct Linear {
-    wt: Tensor,
-    b: Tensor,
+    wt: Vec<f32>,
+    b: Vec<f32>,
+    inp: usize,
+    out: usize,
 }
 
 impl Linear {
-    fn new(w: &Tensor, b: Tensor) -> Result<Linear> {
-        Ok(Linear { wt: w.t()?.contiguous()?, b })
+    /// From `w` (`[out, in]`, as checkpoints store it) and `b` (`[out]`).
+    fn new(w: &Tensor, b: &Tensor) -> Result<Linear> {
+        let (out, inp) = w.dims2()?;
+        let b = values(b)?;
+        if b.len() != out {
+            return Err(err(format!("a bias of {} for {out} outputs", b.len())));
+        }
+        Ok(Linear { wt: values(&w.t()?.contiguous()?)?, b, inp, out })
     }
 
     fn load(t: &mut Tensors, p: &str) -> Result<Linear> {
-        Linear::new(&get(t, &format!("{p}.weight"))?, get(t, &format!("{p}.bias"))?)
+        Linear::new(&get(t, &format!("{p}.weight"))?, &get(t, &format!("{p}.bias"))?)
     }
 
-    /// `x` is `[rows, in]`; returns `[rows, out]` with the bias added and `act` applied, in one pass.
-    fn forward(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
-        match act {
-            Some(a) if !fused(a) => {
-                y.inplace_op2(&self.b, &BiasAct(None))?;
-                y.apply(&a)
-            }
-            _ => {
-                y.inplace_op2(&self.b, &BiasAct(act))?;
-                Ok(y)
-            }
+    /// Refuses a layer whose sizes do not chain with its neighbours' (the forward pass relies on it).
+    fn expect(&self, inp: usize, out: usize, what: &str) -> Result<()> {
+        if (self.inp, self.out) == (inp, out) {
+            Ok(())
+        } else {
+            Err(err(format!("{what}: {}x{} where {inp}x{out} was expected", self.inp, self.out)))
         }
     }
 
-    /// `x·Wᵀ + b + residual`, in one pass after the multiply.
-    fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
-        y.inplace_op3(&self.b, residual, &BiasResidual)?;
-        Ok(y)
+    /// `y = x·Wᵀ` for the `rows` rows of `x`, without the bias (the caller's next pass adds it).
+    fn multiply(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        matmul(y, self.out, rm(x, self.inp), rm(&self.wt, self.out), rows, self.out, self.inp, Threads::Pool);
+    }
+
+    /// `y = act(x·Wᵀ + b)`.
+    fn forward(&self, x: &[f32], rows: usize, y: &mut [f32], act: Option<Activation>) {
+        self.multiply(x, rows, y);
+        bias_act(&mut y[..rows * self.out], &self.b, act);
+    }
+
+    /// `x = (h·Wᵀ + b) + x`, the reference's order, through `tmp`.
+    fn forward_add(&self, h: &[f32], rows: usize, tmp: &mut [f32], x: &mut [f32]) {
+        self.multiply(h, rows, tmp);
+        bias_residual(&mut x[..rows * self.out], &tmp[..rows * self.out], &self.b);
     }
 }
 
 struct Norm {
-    w: Tensor,
-    b: Tensor,
+    w: Vec<f32>,
+    b: Vec<f32>,
     eps: f32,
 }
 
 impl Norm {
     fn load(t: &mut Tensors, p: &str, eps: f64) -> Result<Norm> {
-        Ok(Norm { w: get(t, &format!("{p}.weight"))?, b: get(t, &format!("{p}.bias"))?, eps: eps as f32 })
+        let w = values(&get(t, &format!("{p}.weight"))?)?;
+        let b = values(&get(t, &format!("{p}.bias"))?)?;
+        if w.len() != b.len() {
+            return Err(err(format!("{p}: a weight of {} and a bias of {}", w.len(), b.len())));
+        }
+        Ok(Norm { w, b, eps: eps as f32 })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&x.contiguous()?, &self.w, &self.b, self.eps)
+    /// `y = layer_norm(x)` row by row (rows of `self.w.len()` values).
+    fn forward(&self, x: &[f32], y: &mut [f32]) {
+        let n = self.w.len();
+        y[..x.len()].par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(ys, xs)| {
+            for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+                let mean = x.iter().sum::<f32>() / n as f32;
+                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+                let inv = 1.0 / (var + self.eps).sqrt();
+                for (((y, &v), &w), &b) in y.iter_mut().zip(x).zip(&self.w).zip(&self.b) {
+                    *y = (v - mean) * inv * w + b;
+                }
+            }
+        });
+    }
+}
+
+/// The buffers one forward pass of a tower works in, sized for its batch once.
+struct Scratch {
+    ln: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    tmp: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(rows: usize, width: usize, mlp: usize) -> Scratch {
+        Scratch {
+            ln: vec![0.0; rows * width],
+            qkv: vec![0.0; rows * 3 * width],
+            att: vec![0.0; rows * width],
+            tmp: vec![0.0; rows * width],
+            hidden: vec![0.0; rows * mlp],
+        }
     }
 }
 
@@ -95,7 +237,7 @@ struct Block {
     ln1: Norm,
     qkv: Linear,
     /// Applied to the scores when it could not be folded into the q weights exactly.
-    score_scale: Option<f64>,
+    score_scale: Option<f32>,
     out: Linear,
     ln2: Norm,
     fc1: Linear,
@@ -107,61 +249,123 @@ struct Block {
 impl Block {
     fn load(t: &mut Tensors, p: &str, heads: usize, act: Activation, eps: f64) -> Result<Block> {
         let a = format!("{p}.self_attn");
-        let q = Linear::load(t, &format!("{a}.q_proj"))?;
-        let k = Linear::load(t, &format!("{a}.k_proj"))?;
-        let v = Linear::load(t, &format!("{a}.v_proj"))?;
-        let width = q.wt.dim(1)?;
+        let w = |t: &mut Tensors, n: &str| get(t, &format!("{a}.{n}_proj.weight"));
+        let b = |t: &mut Tensors, n: &str| get(t, &format!("{a}.{n}_proj.bias"));
+        let (qw, qb) = (w(t, "q")?, b(t, "q")?);
+        let width = qw.dim(1)?;
+        if heads == 0 || !width.is_multiple_of(heads) {
+            return Err(err(format!("{p}: width {width} does not split into {heads} heads")));
+        }
         let scale = ((width / heads) as f64).powf(-0.5);
         // Multiplying by a power of two is exact, so folding it into the weights changes no bit.
         let exact = scale.log2().fract() == 0.0;
-        let (qw, qb) = if exact { ((q.wt * scale)?, (q.b * scale)?) } else { (q.wt, q.b) };
-        let qkv = Linear { wt: Tensor::cat(&[&qw, &k.wt, &v.wt], 1)?, b: Tensor::cat(&[&qb, &k.b, &v.b], 0)? };
-        Ok(Block {
+        let (qw, qb) = if exact { ((qw * scale)?, (qb * scale)?) } else { (qw, qb) };
+        let qkv = Linear::new(
+            &Tensor::cat(&[&qw, &w(t, "k")?, &w(t, "v")?], 0)?,
+            &Tensor::cat(&[&qb, &b(t, "k")?, &b(t, "v")?], 0)?,
+        )?;
+        let block = Block {
             ln1: Norm::load(t, &format!("{p}.layer_norm1"), eps)?,
             qkv,
-            score_scale: (!exact).then_some(scale),
+            score_scale: (!exact).then_some(scale as f32),
             out: Linear::load(t, &format!("{a}.out_proj"))?,
             ln2: Norm::load(t, &format!("{p}.layer_norm2"), eps)?,
             fc1: Linear::load(t, &format!("{p}.mlp.fc1"))?,
             fc2: Linear::load(t, &format!("{p}.mlp.fc2"))?,
             heads,
             act,
-        })
+        };
+        block.check(width, p)?;
+        Ok(block)
     }
 
-    /// `x` is `[batch·tokens, width]`, contiguous.
-    fn forward(&self, x: &Tensor, batch: usize, tokens: usize) -> Result<Tensor> {
-        let width = x.dim(1)?;
-        let (h, d) = (self.heads, width / self.heads);
-        let qkv = self.qkv.forward(&self.ln1.forward(x)?, None)?;
-        // [b·n, 3·w] → [3, b, h, n, d]: one copy puts every head of q, k and v in place.
-        let qkv = qkv.reshape((batch, tokens, 3, h, d))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(s) = self.score_scale {
-            scores = (scores * s)?;
+    fn check(&self, width: usize, p: &str) -> Result<()> {
+        if self.ln1.w.len() != width || self.ln2.w.len() != width {
+            return Err(err(format!("{p}: layer norms do not match width {width}")));
         }
-        let att = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
-        let att = att.transpose(1, 2)?.contiguous()?.reshape((batch * tokens, width))?;
-        let x = self.out.forward_add(&att, x)?;
-        let hidden = self.fc1.forward(&self.ln2.forward(&x)?, Some(self.act))?;
-        self.fc2.forward_add(&hidden, &x)
+        self.qkv.expect(width, 3 * width, &format!("{p} q, k, v"))?;
+        self.out.expect(width, width, &format!("{p} out_proj"))?;
+        self.fc1.expect(width, self.fc1.out, &format!("{p} fc1"))?;
+        self.fc2.expect(self.fc1.out, width, &format!("{p} fc2"))
+    }
+
+    /// `x` is `[batch·tokens, width]`, updated in place.
+    fn forward(&self, x: &mut [f32], s: &mut Scratch, tokens: usize) {
+        let width = self.ln1.w.len();
+        let rows = x.len() / width;
+        self.ln1.forward(x, &mut s.ln);
+        self.qkv.forward(&s.ln, rows, &mut s.qkv, None);
+        attention(&s.qkv[..rows * 3 * width], &mut s.att[..rows * width], width, tokens, self.heads, self.score_scale);
+        self.out.forward_add(&s.att, rows, &mut s.tmp, x);
+        self.ln2.forward(x, &mut s.ln);
+        self.fc1.forward(&s.ln, rows, &mut s.hidden, Some(self.act));
+        self.fc2.forward_add(&s.hidden, rows, &mut s.tmp, x);
     }
 }
 
+/// Multi-head self-attention of each image (or text) of a batch: `qkv` is `[batch·tokens, 3·width]`
+/// (q, k, v side by side, heads side by side within each), `out` is `[batch·tokens, width]`.
+///
+/// Each image is one task on rayon's pool and runs its heads one after another on its own thread: a
+/// head's multiplies (`tokens × head width × tokens`) are too small to split across threads, and
+/// the scores of one head (196² values for a 224 px ViT-B/16 image) stay in cache between the
+/// two multiplies and the softmax.
+fn attention(qkv: &[f32], out: &mut [f32], width: usize, tokens: usize, heads: usize, scale: Option<f32>) {
+    let d = width / heads;
+    let stride = 3 * width;
+    out.par_chunks_mut(tokens * width).zip(qkv.par_chunks(tokens * stride)).for_each(|(o, x)| {
+        let mut p = vec![0.0f32; tokens * tokens];
+        for h in 0..heads {
+            let q = View { data: &x[h * d..], rs: stride, cs: 1 };
+            // kᵀ, read in place: its element (c, j) is k[j, c].
+            let kt = View { data: &x[width + h * d..], rs: 1, cs: stride };
+            matmul(&mut p, tokens, q, kt, tokens, tokens, d, Threads::One);
+            for row in p.chunks_mut(tokens) {
+                softmax(row, scale);
+            }
+            let v = View { data: &x[2 * width + h * d..], rs: stride, cs: 1 };
+            matmul(&mut o[h * d..], width, rm(&p, tokens), v, tokens, d, tokens, Threads::One);
+        }
+    });
+}
+
+/// `row = softmax(scale · row)`, with the maximum subtracted first, as PyTorch and candle do.
+fn softmax(row: &mut [f32], scale: Option<f32>) {
+    if let Some(s) = scale {
+        row.iter_mut().for_each(|v| *v *= s);
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
 fn blocks(t: &mut Tensors, p: &str, n: usize, heads: usize, act: Activation, eps: f64) -> Result<Vec<Block>> {
+    check_act(act)?;
     (0..n).map(|i| Block::load(t, &format!("{p}.encoder.layers.{i}"), heads, act, eps)).collect()
+}
+
+/// Runs `blocks` over `x` (`[rows, width]`, `tokens` per image or text), in place.
+fn encode(blocks: &[Block], x: &mut [f32], width: usize, tokens: usize) {
+    let Some(first) = blocks.first() else { return };
+    let mut s = Scratch::new(x.len() / width, width, first.fc1.out);
+    for block in blocks {
+        block.forward(x, &mut s, tokens);
+    }
 }
 
 /// The image tower: patches, blocks, final norm, attention-pooling head.
 struct Vision {
-    patch_w: Tensor,
-    patch_b: Tensor,
-    pos: Tensor,
+    patch_embed: Linear,
+    pos: Vec<f32>,
     patch: usize,
     blocks: Vec<Block>,
     post: Norm,
-    probe_q: Tensor,
+    /// The probe's projection, scaled: the same query for every image, so computed once at load.
+    probe_q: Vec<f32>,
     head_kv: Linear,
     head_out: Linear,
     head_heads: usize,
@@ -177,69 +381,129 @@ impl Vision {
         let p = "vision_model";
         let (w, eps) = (c.hidden_size, c.layer_norm_eps);
         let patch_w = get(t, &format!("{p}.embeddings.patch_embedding.weight"))?;
-        let patch_w = patch_w.reshape((w, ()))?.t()?.contiguous()?;
+        let patch_embed =
+            Linear::new(&patch_w.reshape((w, ()))?, &get(t, &format!("{p}.embeddings.patch_embedding.bias"))?)?;
         let in_w = get(t, &format!("{p}.head.attention.in_proj_weight"))?;
         let in_b = get(t, &format!("{p}.head.attention.in_proj_bias"))?;
         let probe = get(t, &format!("{p}.head.probe"))?.reshape((1, w))?;
-        // The probe is the same query for every image: its projection is computed once, here.
         let probe_q = probe.matmul(&in_w.narrow(0, 0, w)?.t()?)?.broadcast_add(&in_b.narrow(0, 0, w)?)?;
         let head_heads = c.num_attention_heads;
+        if head_heads == 0 || !w.is_multiple_of(head_heads) {
+            return Err(err(format!("vision width {w} does not split into {head_heads} heads")));
+        }
         let scale = ((w / head_heads) as f64).powf(-0.5);
-        Ok(Vision {
-            patch_w,
-            patch_b: get(t, &format!("{p}.embeddings.patch_embedding.bias"))?,
-            pos: get(t, &format!("{p}.embeddings.position_embedding.weight"))?,
+        check_act(c.hidden_act)?;
+        let vision = Vision {
+            patch_embed,
+            pos: values(&get(t, &format!("{p}.embeddings.position_embedding.weight"))?)?,
             patch: c.patch_size,
             blocks: blocks(t, p, c.num_hidden_layers, c.num_attention_heads, c.hidden_act, eps)?,
             post: Norm::load(t, &format!("{p}.post_layernorm"), eps)?,
-            probe_q: (probe_q * scale)?,
-            head_kv: Linear::new(&in_w.narrow(0, w, 2 * w)?, in_b.narrow(0, w, 2 * w)?)?,
+            probe_q: values(&(probe_q * scale)?)?,
+            head_kv: Linear::new(&in_w.narrow(0, w, 2 * w)?, &in_b.narrow(0, w, 2 * w)?)?,
             head_out: Linear::load(t, &format!("{p}.head.attention.out_proj"))?,
             head_heads,
             head_norm: Norm::load(t, &format!("{p}.head.layernorm"), eps)?,
             head_fc1: Linear::load(t, &format!("{p}.head.mlp.fc1"))?,
             head_fc2: Linear::load(t, &format!("{p}.head.mlp.fc2"))?,
             act: c.hidden_act,
-        })
+        };
+        vision.check(w)?;
+        Ok(vision)
+    }
+
+    fn check(&self, w: usize) -> Result<()> {
+        if self.blocks.iter().any(|b| b.ln1.w.len() != w)
+            || [&self.post, &self.head_norm].iter().any(|n| n.w.len() != w)
+            || self.probe_q.len() != w
+        {
+            return Err(err(format!("vision tower: sizes do not match width {w}")));
+        }
+        self.patch_embed.expect(self.patch_embed.inp, w, "patch embedding")?;
+        self.head_kv.expect(w, 2 * w, "head k, v")?;
+        self.head_out.expect(w, w, "head out_proj")?;
+        self.head_fc1.expect(w, self.head_fc1.out, "head fc1")?;
+        self.head_fc2.expect(self.head_fc1.out, w, "head fc2")
     }
 
     /// `px` is `[batch, channels, size, size]`; returns `[batch, width]` (not normalised).
     fn forward(&self, px: &Tensor) -> Result<Tensor> {
         let (b, c, hgt, wid) = px.dims4()?;
+        let px = values(px)?;
         let p = self.patch;
         let (gh, gw) = (hgt / p, wid / p);
         let n = gh * gw;
-        // Unfold into [b·n, c·p·p] in (channel, row, column) order, the order of the conv weight.
-        let patches = px.reshape((b, c, gh, p, gw, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?;
-        let patches = patches.reshape((b * n, c * p * p))?;
-        let x = patches.matmul(&self.patch_w)?;
-        x.inplace_op2(&self.patch_b, &BiasAct(None))?;
-        let width = x.dim(1)?;
-        let mut x = x.reshape((b, n, width))?.broadcast_add(&self.pos)?.reshape((b * n, width))?;
-        for block in &self.blocks {
-            x = block.forward(&x, b, n)?;
+        let width = self.head_norm.w.len();
+        let cpp = c * p * p;
+        if cpp != self.patch_embed.inp || self.pos.len() != n * width || b == 0 {
+            return Err(err(format!("{b} images of {c}x{hgt}x{wid} do not fit the patch embedding")));
         }
-        let x = self.post.forward(&x)?;
+        // Unfold into [b·n, c·p·p] in (channel, row, column) order, the order of the conv weight.
+        let mut patches = vec![0.0f32; b * n * cpp];
+        patches.par_chunks_mut(n * cpp).zip(px.par_chunks(c * hgt * wid)).for_each(|(dst, img)| {
+            for (i, row) in dst.chunks_mut(cpp).enumerate() {
+                let (gy, gx) = (i / gw, i % gw);
+                for ch in 0..c {
+                    for py in 0..p {
+                        let src = ch * hgt * wid + (gy * p + py) * wid + gx * p;
+                        row[(ch * p + py) * p..][..p].copy_from_slice(&img[src..src + p]);
+                    }
+                }
+            }
+        });
+        let mut x = vec![0.0f32; b * n * width];
+        self.patch_embed.multiply(&patches, b * n, &mut x);
+        drop(patches);
+        let bias = &self.patch_embed.b;
+        x.par_chunks_mut(n * width).for_each(|img| {
+            for (row, pos) in img.chunks_mut(width).zip(self.pos.chunks(width)) {
+                for ((v, &bb), &pp) in row.iter_mut().zip(bias).zip(pos) {
+                    *v = (*v + bb) + pp;
+                }
+            }
+        });
+        encode(&self.blocks, &mut x, width, n);
+        let mut ln = vec![0.0f32; x.len()];
+        self.post.forward(&x, &mut ln);
+        drop(x);
 
         // Attention pooling: one learned query attends over every token of its image.
+        let mut kv = vec![0.0f32; b * n * 2 * width];
+        self.head_kv.forward(&ln, b * n, &mut kv, None);
+        drop(ln);
         let (h, d) = (self.head_heads, width / self.head_heads);
-        let kv = self.head_kv.forward(&x, None)?;
-        let kv = kv.reshape((b, n, 2, h, d))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-        let (k, v) = (kv.get(0)?, kv.get(1)?);
-        let q = self.probe_q.reshape((1, h, 1, d))?.broadcast_as((b, h, 1, d))?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?;
-        let att = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?; // [b, h, 1, d]
-        let att = att.reshape((b, width))?;
-        let pooled = self.head_out.forward(&att, None)?;
-        let hidden = self.head_fc1.forward(&self.head_norm.forward(&pooled)?, Some(self.act))?;
-        self.head_fc2.forward_add(&hidden, &pooled)
+        let mut att = vec![0.0f32; b * width];
+        att.par_chunks_mut(width).zip(kv.par_chunks(n * 2 * width)).for_each(|(a, kv)| {
+            let mut scores = vec![0.0f32; n];
+            for head in 0..h {
+                let q = &self.probe_q[head * d..][..d];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = q.iter().zip(&kv[j * 2 * width + head * d..][..d]).map(|(a, b)| a * b).sum();
+                }
+                softmax(&mut scores, None);
+                let o = &mut a[head * d..][..d];
+                for (j, &s) in scores.iter().enumerate() {
+                    for (o, &v) in o.iter_mut().zip(&kv[j * 2 * width + width + head * d..][..d]) {
+                        *o += s * v;
+                    }
+                }
+            }
+        });
+        let mut pooled = vec![0.0f32; b * width];
+        self.head_out.forward(&att, b, &mut pooled, None);
+        let mut normed = vec![0.0f32; b * width];
+        self.head_norm.forward(&pooled, &mut normed);
+        let mut hidden = vec![0.0f32; b * self.head_fc1.out];
+        self.head_fc1.forward(&normed, b, &mut hidden, Some(self.act));
+        self.head_fc2.forward_add(&hidden, b, &mut normed, &mut pooled);
+        Tensor::from_vec(pooled, (b, width), &Device::Cpu)
     }
 }
 
 /// The text tower: token and position embeddings, blocks, final norm, last token, head.
 struct Text {
-    tokens: Tensor,
-    pos: Tensor,
+    tokens: Vec<f32>,
+    pos: Vec<f32>,
     blocks: Vec<Block>,
     norm: Norm,
     head: Linear,
@@ -249,28 +513,49 @@ impl Text {
     fn load(t: &mut Tensors, cfg: &Config) -> Result<Text> {
         let c = &cfg.text_config;
         let p = "text_model";
-        Ok(Text {
-            tokens: get(t, &format!("{p}.embeddings.token_embedding.weight"))?,
-            pos: get(t, &format!("{p}.embeddings.position_embedding.weight"))?,
+        let text = Text {
+            tokens: values(&get(t, &format!("{p}.embeddings.token_embedding.weight"))?)?,
+            pos: values(&get(t, &format!("{p}.embeddings.position_embedding.weight"))?)?,
             blocks: blocks(t, p, c.num_hidden_layers, c.num_attention_heads, c.hidden_act, c.layer_norm_eps)?,
             norm: Norm::load(t, &format!("{p}.final_layer_norm"), c.layer_norm_eps)?,
             head: Linear::load(t, &format!("{p}.head"))?,
-        })
+        };
+        let w = c.hidden_size;
+        if text.norm.w.len() != w || !text.tokens.len().is_multiple_of(w) || !text.pos.len().is_multiple_of(w) {
+            return Err(err(format!("text tower: sizes do not match width {w}")));
+        }
+        text.head.expect(w, text.head.out, "text head")?;
+        Ok(text)
     }
 
     /// `ids` is `[batch, len]` (u32); returns `[batch, embed]` (not normalised).
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, n) = ids.dims2()?;
-        let x = self.tokens.index_select(&ids.flatten_all()?, 0)?;
-        let width = x.dim(1)?;
-        let x = x.reshape((b, n, width))?.broadcast_add(&self.pos.narrow(0, 0, n)?)?;
-        let mut x = x.reshape((b * n, width))?;
-        for block in &self.blocks {
-            x = block.forward(&x, b, n)?;
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        let width = self.norm.w.len();
+        let vocab = self.tokens.len() / width;
+        if n == 0 || n * width > self.pos.len() {
+            return Err(err(format!("{n} tokens for a context of {}", self.pos.len() / width)));
         }
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(err(format!("token id {id} outside a vocabulary of {vocab}")));
+        }
+        let mut x = vec![0.0f32; b * n * width];
+        for (r, (row, &id)) in x.chunks_mut(width).zip(&ids).enumerate() {
+            let tok = &self.tokens[id as usize * width..][..width];
+            let pos = &self.pos[(r % n) * width..][..width];
+            for ((v, &t), &p) in row.iter_mut().zip(tok).zip(pos) {
+                *v = t + p;
+            }
+        }
+        encode(&self.blocks, &mut x, width, n);
         // Only the last position is pooled: normalise just those rows.
-        let last = x.reshape((b, n, width))?.narrow(1, n - 1, 1)?.reshape((b, width))?;
-        self.head.forward(&self.norm.forward(&last)?, None)
+        let last: Vec<f32> = x.chunks(n * width).flat_map(|text| text[(n - 1) * width..].iter().copied()).collect();
+        let mut normed = vec![0.0f32; b * width];
+        self.norm.forward(&last, &mut normed);
+        let mut out = vec![0.0f32; b * self.head.out];
+        self.head.forward(&normed, b, &mut out, None);
+        Tensor::from_vec(out, (b, self.head.out), &Device::Cpu)
     }
 }
 
@@ -302,93 +587,129 @@ fn activate(act: Activation, v: f32) -> f32 {
             let c = (2.0f32 / std::f32::consts::PI).sqrt();
             0.5 * v * (1.0 + (c * v * (1.0 + 0.044715 * v * v)).tanh())
         }
-        // Never reached: `fused` admits only the two above.
+        // Refused at load by `check_act`.
         _ => v,
     }
 }
 
-/// Whether `activate` computes `act` (the others go through candle's own operation).
-fn fused(act: Activation) -> bool {
-    matches!(act, Activation::Gelu | Activation::GeluPytorchTanh)
-}
-
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => Err(candle_core::Error::Msg(format!("{what}: expected a contiguous f32 tensor"))),
+/// Refuses an activation `activate` does not compute (SigLIP checkpoints use the two GELUs).
+fn check_act(act: Activation) -> Result<()> {
+    match act {
+        Activation::Gelu | Activation::GeluPytorchTanh => Ok(()),
+        other => Err(err(format!("unsupported activation {other:?}"))),
     }
 }
 
-fn f32s_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => Err(candle_core::Error::Msg(format!("{what}: expected a contiguous f32 tensor"))),
-    }
-}
-
-/// `x[r, j] = act(x[r, j] + b[j])`, in place, rows spread over threads.
-struct BiasAct(Option<Activation>);
-
-impl InplaceOp2 for BiasAct {
-    fn name(&self) -> &'static str {
-        "fitcheck-bias-act"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
-        let b = f32s(s2, l2, self.name())?;
-        let x = f32s_mut(s1, l1, self.name())?;
-        let n = b.len();
-        if n == 0 || x.len() % n != 0 {
-            return Err(candle_core::Error::Msg(format!("{}: {} values and a bias of {n}", self.name(), x.len())));
+/// `y[r, j] = act(y[r, j] + b[j])`, in place, rows spread over threads.
+fn bias_act(y: &mut [f32], b: &[f32], act: Option<Activation>) {
+    let n = b.len();
+    y.par_chunks_mut(n * ROWS_PER_TASK).for_each(|rows| {
+        for row in rows.chunks_mut(n) {
+            for (v, &bias) in row.iter_mut().zip(b) {
+                let t = *v + bias;
+                *v = match act {
+                    None => t,
+                    Some(a) => activate(a, t),
+                };
+            }
         }
-        let act = self.0;
-        x.par_chunks_mut(n * ROWS_PER_TASK).for_each(|rows| {
-            for row in rows.chunks_mut(n) {
-                for (v, &bias) in row.iter_mut().zip(b) {
-                    let y = *v + bias;
-                    *v = match act {
-                        None => y,
-                        Some(a) => activate(a, y),
-                    };
+    });
+}
+
+/// `x[r, j] = (y[r, j] + b[j]) + x[r, j]` (the reference's order: the layer's output, then the
+/// residual), rows spread over threads.
+fn bias_residual(x: &mut [f32], y: &[f32], b: &[f32]) {
+    let n = b.len();
+    x.par_chunks_mut(n * ROWS_PER_TASK).zip(y.par_chunks(n * ROWS_PER_TASK)).for_each(|(xs, ys)| {
+        for (x, y) in xs.chunks_mut(n).zip(ys.chunks(n)) {
+            for ((v, &o), &bias) in x.iter_mut().zip(y).zip(b) {
+                // Commutative, so the same value as (o + bias) + x.
+                *v += o + bias;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small integers, so every product and sum below is exact in f32 whatever the summation order.
+    fn ints(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7 + seed * 3) % 11) as f32 - 5.0).collect()
+    }
+
+    #[test]
+    fn matmul_reads_strided_views_and_writes_only_its_block() {
+        // a: 3×4 read as every other column of a 3×8 buffer; b: 4×2 read transposed from a 2×4 buffer.
+        let a_buf = ints(24, 1);
+        let b_buf = ints(8, 2);
+        let mut dst = [99.0f32; 3 * 5];
+        let a = View { data: &a_buf, rs: 8, cs: 2 };
+        let b = View { data: &b_buf, rs: 1, cs: 4 };
+        matmul(&mut dst[1..], 5, a, b, 3, 2, 4, Threads::One);
+        for r in 0..3 {
+            for c in 0..5 {
+                let got = dst[r * 5 + c];
+                if (1..3).contains(&c) {
+                    let want: f32 = (0..4).map(|k| a_buf[r * 8 + k * 2] * b_buf[(c - 1) * 4 + k]).sum();
+                    assert_eq!(got, want, "({r}, {c})");
+                } else {
+                    assert_eq!(got, 99.0, "({r}, {c}) is outside the product and must be untouched");
                 }
             }
-        });
-        Ok(())
-    }
-}
-
-/// `x[r, j] = x[r, j] + b[j] + residual[r, j]`, in place, rows spread over threads.
-struct BiasResidual;
-
-impl InplaceOp3 for BiasResidual {
-    fn name(&self) -> &'static str {
-        "fitcheck-bias-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<()> {
-        let b = f32s(s2, l2, self.name())?;
-        let r = f32s(s3, l3, self.name())?;
-        let x = f32s_mut(s1, l1, self.name())?;
-        let n = b.len();
-        if n == 0 || x.len() % n != 0 || r.len() != x.len() {
-            return Err(candle_core::Error::Msg(format!("{}: mismatched sizes", self.name())));
         }
-        x.par_chunks_mut(n * ROWS_PER_TASK).zip(r.par_chunks(n * ROWS_PER_TASK)).for_each(|(rows, res)| {
-            for (row, res) in rows.chunks_mut(n).zip(res.chunks(n)) {
-                for ((v, &bias), &add) in row.iter_mut().zip(b).zip(res) {
-                    // The order of the reference: (x·Wᵀ + b) + residual.
-                    *v = (*v + bias) + add;
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn matmul_refuses_a_view_past_its_slice() {
+        let a = ints(6, 0);
+        let mut dst = [0.0f32; 6];
+        // The right-hand side would be 3×3, nine values read from six.
+        matmul(&mut dst, 3, rm(&a, 3), rm(&a, 3), 2, 3, 3, Threads::One);
+    }
+
+    #[test]
+    fn softmax_matches_the_definition_and_applies_the_scale_first() {
+        let mut row = vec![1.0f32, 2.0, 3.0];
+        softmax(&mut row, Some(0.5));
+        let e: Vec<f64> = [0.5f64, 1.0, 1.5].iter().map(|v| v.exp()).collect();
+        let sum: f64 = e.iter().sum();
+        for (got, e) in row.iter().zip(&e) {
+            assert!((*got as f64 - e / sum).abs() < 1e-7, "{got} vs {}", e / sum);
+        }
+    }
+
+    #[test]
+    fn attention_equals_the_textbook_computation_per_image_and_head() {
+        // 2 images × 3 tokens, width 4 in 2 heads of 2.
+        let (tokens, width, heads) = (3usize, 4usize, 2usize);
+        let qkv: Vec<f32> = ints(2 * tokens * 3 * width, 5).iter().map(|v| v / 4.0).collect();
+        let mut out = vec![0.0f32; 2 * tokens * width];
+        attention(&qkv, &mut out, width, tokens, heads, Some(0.5));
+        let d = width / heads;
+        for img in 0..2 {
+            for h in 0..heads {
+                let at = |t: usize, part: usize, c: usize| {
+                    qkv[(img * tokens + t) * 3 * width + part * width + h * d + c] as f64
+                };
+                for i in 0..tokens {
+                    let s: Vec<f64> =
+                        (0..tokens).map(|j| 0.5 * (0..d).map(|c| at(i, 0, c) * at(j, 1, c)).sum::<f64>()).collect();
+                    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for c in 0..d {
+                        let want: f64 = (0..tokens).map(|j| e[j] / z * at(j, 2, c)).sum();
+                        let got = out[(img * tokens + i) * width + h * d + c] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-6,
+                            "image {img} head {h} token {i} column {c}: {got} vs {want}"
+                        );
+                    }
                 }
             }
-        });
-        Ok(())
+        }
     }
 }

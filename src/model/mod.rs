@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clip;
 pub mod config;
 pub mod forward;
+mod forward_tensors;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
@@ -49,6 +50,7 @@ pub const IMAGE_BATCH: usize = 16;
 /// model (`FITCHECK_FORWARD=reference`, for comparisons in the bench).
 enum Forward {
     Own(Box<forward::Towers>),
+    Tensors(Box<forward_tensors::Towers>),
     Reference(Box<siglip::Model>),
 }
 
@@ -56,6 +58,7 @@ impl Forward {
     fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Forward::Own(t) => t.text_features(ids),
+            Forward::Tensors(t) => t.text_features(ids),
             Forward::Reference(m) => m.get_text_features(ids),
         }
     }
@@ -63,6 +66,7 @@ impl Forward {
     fn image_features(&self, px: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Forward::Own(t) => t.image_features(px),
+            Forward::Tensors(t) => t.image_features(px),
             Forward::Reference(m) => m.get_image_features(px),
         }
     }
@@ -366,6 +370,10 @@ impl Siglip {
             let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
             let model = siglip::Model::new(&self.cfg, vb).map_err(candle_err(label, "cannot build the model"))?;
             Forward::Reference(Box::new(model))
+        } else if std::env::var_os("FITCHECK_FORWARD").is_some_and(|v| v == "tensors") {
+            let towers = forward_tensors::Towers::new(tensors, &self.cfg)
+                .map_err(candle_err(label, "cannot build the model"))?;
+            Forward::Tensors(Box::new(towers))
         } else {
             let towers =
                 forward::Towers::new(tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
