@@ -132,10 +132,27 @@ pub fn catalog_digest<'a>(items: impl IntoIterator<Item = (&'a str, &'a Hash)>) 
 /// Normalised embeddings of every catalog item, in catalog order, reading and updating the cache in
 /// `dir` when one is given.
 pub fn embed_catalog(embedder: &dyn Embedder, catalog: &Catalog, dir: Option<&Path>) -> Result<Embedded> {
-    let paths: Vec<&Path> = catalog.items().iter().map(|it| it.path.as_path()).collect();
-    let Files { vectors, hashes, stats, warnings } = embed_files(embedder, &paths, dir)?;
+    embed_catalog_and(embedder, catalog, &[], dir).map(|(embedded, _)| embedded)
+}
+
+/// [`embed_catalog`], and the images at `extra` (a suite's image queries) in the same pass: through
+/// the same cache file and the same stamps, so that a warm run finds them all without loading the
+/// model, and one that is a copy of a catalog image is that image's embedding. Returns the catalog's
+/// embeddings and `extra`'s vectors in order; the catalog digest and hashes cover the catalog alone.
+pub fn embed_catalog_and(
+    embedder: &dyn Embedder,
+    catalog: &Catalog,
+    extra: &[&Path],
+    dir: Option<&Path>,
+) -> Result<(Embedded, Vec<Vec<f32>>)> {
+    let mut paths: Vec<&Path> = catalog.items().iter().map(|it| it.path.as_path()).collect();
+    let n = paths.len();
+    paths.extend_from_slice(extra);
+    let Files { mut vectors, mut hashes, stats, warnings } = embed_files(embedder, &paths, dir)?;
+    let extra_vectors = vectors.split_off(n);
+    hashes.truncate(n);
     let digest = catalog_digest(catalog.items().iter().map(|it| it.id.as_str()).zip(&hashes));
-    Ok(Embedded { vectors, digest, hashes, stats, warnings })
+    Ok((Embedded { vectors, digest, hashes, stats, warnings }, extra_vectors))
 }
 
 /// Normalised embeddings of the images at `paths`, in order, through the same cache file as

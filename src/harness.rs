@@ -79,6 +79,8 @@ struct Context {
     hashes: Vec<[u8; 32]>,
     /// Each loaded case's query, normalised, or why it could not be embedded.
     queries: HashMap<String, Result<Vec<f32>>>,
+    /// Each image query's embedding by path, normalised, or why it could not be embedded.
+    image_queries: HashMap<PathBuf, Result<Vec<f32>>>,
     /// Cache shards that were ignored, and why.
     warnings: Vec<String>,
 }
@@ -218,7 +220,7 @@ impl Session {
                 let dir = self.cache_dir.as_deref();
                 let embedder: Box<dyn Embedder> =
                     Box::new(cache::TextCache::new(describe_model(&self.suite.model, catalog, dir)?, dir));
-                let embedded = cache::embed_catalog(embedder.as_ref(), catalog, dir)?;
+                let (embedded, image_queries) = self.embed_catalog_and_image_queries(embedder.as_ref(), catalog)?;
                 let queries = self.embed_queries(embedder.as_ref())?;
                 Ok(Context {
                     embedder,
@@ -226,11 +228,56 @@ impl Session {
                     catalog_digest: embedded.digest,
                     hashes: embedded.hashes,
                     queries,
+                    image_queries,
                     warnings: embedded.warnings,
                 })
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The catalog's embeddings and every image query's, through the embedding cache together (a warm
+    /// run loads no model for them). When that fails and there are image queries, one of them may be
+    /// at fault: the catalog is embedded alone and each query image on its own, so that a broken query
+    /// image fails its own case only. Non-finite embeddings concern every case.
+    fn embed_catalog_and_image_queries(
+        &self,
+        embedder: &dyn Embedder,
+        catalog: &Catalog,
+    ) -> Result<(cache::Embedded, HashMap<PathBuf, Result<Vec<f32>>>)> {
+        let dir = self.cache_dir.as_deref();
+        let mut paths: Vec<&Path> = self
+            .cases
+            .iter()
+            .filter_map(|d| d.case.as_ref().ok()?.query_image.as_ref())
+            .map(|q| q.path.as_path())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let fp = embedder.fingerprint();
+        match cache::embed_catalog_and(embedder, catalog, &paths, dir) {
+            Ok((embedded, vectors)) => {
+                let queries = paths.iter().map(|p| p.to_path_buf()).zip(vectors.into_iter().map(Ok)).collect();
+                Ok((embedded, queries))
+            }
+            Err(e @ Error::NonFinite { .. }) => Err(e),
+            Err(e) if paths.is_empty() => Err(e),
+            Err(_) => {
+                let embedded = cache::embed_catalog(embedder, catalog, dir)?;
+                let mut queries = HashMap::new();
+                for path in paths {
+                    let one = match cache::embed_paths(embedder, &[path], dir) {
+                        Err(e @ Error::NonFinite { .. }) => return Err(e),
+                        other => other.and_then(|(mut v, _)| {
+                            v.pop()
+                                .ok_or_else(|| Error::model(&fp.model, "the model returned no embedding for the query"))
+                        }),
+                    };
+                    queries.insert(path.to_path_buf(), one);
+                }
+                Ok((embedded, queries))
+            }
+        }
     }
 
     /// Every loaded case's query, normalised: in one batch, or one by one when the batch fails (so that
@@ -324,17 +371,12 @@ impl Session {
                 Some(Err(e)) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
                 None => return errored(Error::file(&found.path, "the query was not embedded with the others")),
             },
-            Some(q) => {
-                let embedded = match ctx.embedder.embed_images(&[q.path.as_path()]) {
-                    Ok(v) => v,
-                    Err(e @ Error::NonFinite { .. }) => return Err(e),
-                    Err(e) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
-                };
-                match unit_vectors(fp, "image", &[q.path.display().to_string()], embedded)?.pop() {
-                    Some(v) => v,
-                    None => return errored(Error::model(&fp.model, "the model returned no embedding for the query")),
-                }
-            }
+            // Image queries were embedded with the catalog, through its cache.
+            Some(q) => match ctx.image_queries.get(&q.path) {
+                Some(Ok(v)) => v.clone(),
+                Some(Err(e)) => return errored(Error::file(&found.path, format!("cannot embed the query: {e}"))),
+                None => return errored(Error::file(&found.path, "the query image was not embedded with the others")),
+            },
         };
         // An image query leaves out the image itself and every catalog image with the same content.
         let mut excluded = vec![false; catalog.len()];

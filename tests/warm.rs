@@ -1,5 +1,5 @@
-//! Warm runs cost nothing: a second session over an unchanged suite reads no weights and embeds
-//! nothing, and editing one query re-embeds that query alone.
+//! Warm runs cost nothing: a second session over an unchanged suite (text and image queries) reads no
+//! weights and embeds nothing, and editing one query re-embeds that query alone.
 //!
 //! Its own test binary, because it counts model loads and text-tower inputs process-wide.
 
@@ -42,6 +42,12 @@ fn a_warm_session_loads_no_weights_and_an_edited_query_alone_is_embedded() {
     write(&suite, "a/camisa.toml", "description = \"camisa celeste\"\nexpected = [\"tag:camisa+celeste\"]\n");
     write(&suite, "a/pollera.toml", "description = \"pollera amarilla\"\nexpected = [\"tag:pollera+amarillo\"]\n");
     write(&suite, "a/vestido.toml", "description = \"vestido rojo\"\nexpected = [\"tag:vestido+rojo\"]\n");
+    // Image queries: a catalog item by id, and a photo from outside the catalog.
+    write(&suite, "b/jean.toml", "query_image = \"jean/jean-recto-azul-roto-01\"\nexpected = [\"tag:jean\"]\n");
+    let photo = suite.join("b/fotos/campera.png");
+    std::fs::create_dir_all(photo.parent().unwrap()).unwrap();
+    std::fs::copy(root.join("cases/imagenes/fotos/campera-cuero-negro.png"), &photo).unwrap();
+    write(&suite, "b/campera.toml", "query_image = \"b/fotos/campera.png\"\nexpected = [\"tag:campera\"]\n");
 
     let (loads0, texts0) = (loads(), texts_embedded());
     let cold = run(&suite, &cache);
@@ -49,8 +55,10 @@ fn a_warm_session_loads_no_weights_and_an_edited_query_alone_is_embedded() {
     assert_eq!(texts_embedded() - texts0, 3, "three distinct queries");
 
     let warm = run(&suite, &cache);
+    assert_eq!(cold.len(), 5);
+    assert!(cold.iter().all(|c| c.1 != Verdict::Error), "{cold:?}");
     assert_eq!(warm, cold);
-    assert_eq!(loads() - loads0, 1, "a warm run reads no weights");
+    assert_eq!(loads() - loads0, 1, "a warm run reads no weights, for text or image queries");
     assert_eq!(texts_embedded() - texts0, 3, "a warm run embeds no query");
 
     // One description changes: the model is loaded for it, and only it goes through the text tower.
@@ -62,8 +70,14 @@ fn a_warm_session_loads_no_weights_and_an_edited_query_alone_is_embedded() {
     let edited = run(&suite, &cache);
     assert_eq!(loads() - loads0, 2);
     assert_eq!(texts_embedded() - texts0, 4, "only the edited query is embedded");
-    assert_eq!(edited.len(), 3);
-    assert_eq!(edited[0], cold[0]);
-    assert_eq!(edited[2], cold[2]);
-    assert_ne!(edited[1].2, cold[1].2, "the edited query ranks the catalog with its own embedding");
+    assert_eq!(edited.len(), 5);
+    let name = |runs: &[(String, Verdict, Option<Ranking>)], n: &str| runs.iter().find(|c| c.0 == n).cloned().unwrap();
+    for unchanged in ["a/camisa", "a/vestido", "b/jean", "b/campera"] {
+        assert_eq!(name(&edited, unchanged), name(&cold, unchanged));
+    }
+    assert_ne!(
+        name(&edited, "a/pollera").2,
+        name(&cold, "a/pollera").2,
+        "the edited query ranks the catalog with its own embedding"
+    );
 }
