@@ -71,6 +71,9 @@ impl Discovered {
 ///
 /// The model is described, not loaded: its weights are read on the first embedding the cache does not
 /// have, so a warm run never reads them (see [`crate::cache`]).
+/// Each image query's embedding by path, normalised, or why it could not be embedded.
+type ImageQueries = HashMap<PathBuf, Result<Vec<f32>>>;
+
 struct Context {
     embedder: Box<dyn Embedder>,
     items: Vec<Vec<f32>>,
@@ -80,7 +83,7 @@ struct Context {
     /// Each loaded case's query, normalised, or why it could not be embedded.
     queries: HashMap<String, Result<Vec<f32>>>,
     /// Each image query's embedding by path, normalised, or why it could not be embedded.
-    image_queries: HashMap<PathBuf, Result<Vec<f32>>>,
+    image_queries: ImageQueries,
     /// Cache shards that were ignored, and why.
     warnings: Vec<String>,
 }
@@ -244,7 +247,7 @@ impl Session {
         &self,
         embedder: &dyn Embedder,
         catalog: &Catalog,
-    ) -> Result<(cache::Embedded, HashMap<PathBuf, Result<Vec<f32>>>)> {
+    ) -> Result<(cache::Embedded, ImageQueries)> {
         let dir = self.cache_dir.as_deref();
         let mut paths: Vec<&Path> = self
             .cases
