@@ -1127,7 +1127,7 @@ impl Embedder for Clip {
     }
 
     /// Decodes the next batch on a second thread while this one goes through the model
-    /// ([`super::prefetch`]).
+    /// (`model::prefetch`).
     fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
         super::prefetch::embed_files(
             paths,

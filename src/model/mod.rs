@@ -5,9 +5,10 @@
 //! configuration imply ([`layout`], [`config`]), renames the tensors for candle ([`rename`]), sets up the text pipeline ([`text`], with the ftfy
 //! subset in [`ftfy`]) and the image pipeline ([`pixels`]), then reads the weights once, as f32, and
 //! builds candle-transformers' SigLIP model on them. The result, [`Siglip`], embeds texts and images
-//! with the same cleaning, tokenisation, pixel conversion and GELU as the Python reference of its
-//! layout (open_clip for Marqo and open_clip files, transformers for HF files); the fidelity tests in
-//! `tests/model/fidelity.rs` hold it to that. Embeddings come out L2-normalised (the harness normalises again in `embed::unit_vectors`, the one place it relies on). Nothing here prints.
+//! (image files decoded one batch ahead of the forward pass, `prefetch`) with the same cleaning,
+//! tokenisation, pixel conversion and GELU as the Python reference of its layout (open_clip for Marqo
+//! and open_clip files, transformers for HF files); the fidelity tests in `tests/model/fidelity.rs`
+//! hold it to that. Embeddings come out L2-normalised (the harness normalises again in `embed::unit_vectors`, the one place it relies on). Nothing here prints.
 //!
 //! Invariants: a checkpoint either loads completely and exactly or is refused with an error that names
 //! the file and says what is wrong; pickled weights are never read; the fingerprint changes whenever
@@ -575,7 +576,7 @@ impl Embedder for Siglip {
     }
 
     /// Decodes the next batch on a second thread while this one goes through the model
-    /// ([`prefetch`]).
+    /// (`prefetch`).
     fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
         prefetch::embed_files(
             paths,
