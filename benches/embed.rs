@@ -5,7 +5,9 @@
 //! `ViT-B-16-SigLIP`) in the Marqo layout under `target/fitcheck-bench/`, then measures:
 //!
 //! - images/second of `Siglip::image_features` on preprocessed 224×224 batches (decode excluded);
-//! - images/second of `Embedder::embed_images` on PNG files (decode, resize, normalise included);
+//! - images/second of `Embedder::embed_images` on photo-sized files (1200×1600 JPEGs at quality 90 and
+//!   1500×2000 RGBA cut-out PNGs: decode, resize, normalise included), next to the forward pass alone on
+//!   the same images preprocessed, and the single-threaded decode + resize cost per file;
 //! - peak RSS (`VmHWM`) of a child process that only opens the checkpoint, against the weights' size.
 //!
 //! With `--torch FILE` (the JSON printed by `scripts/bench/torch_embed.py`) the throughput table
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use fitcheck::embed::{Alpha, Embedder, ModelSource, ModelSpec};
 use fitcheck::model::layout::{expected, Dims, Layout};
-use fitcheck::model::Siglip;
+use fitcheck::model::{Siglip, IMAGE_BATCH};
 use serde_json::{json, Value};
 
 /// Bump when the generated checkpoint changes, so a stale cache is rewritten.
@@ -39,7 +41,8 @@ usage: cargo bench --bench embed -- [options]
   --prepare          only write the checkpoint (if needed) and print its directory
   --min-seconds S    time each measurement at least S seconds (default 10)
   --min-iters N      and at least N timed passes (default 3)
-  --e2e N            images for the end-to-end PNG measurement (default 32; 0 skips it)
+  --e2e N            images of each kind (1200x1600 JPEG q90, 1500x2000 RGBA PNG) for the
+                     end-to-end measurement (default 64; 0 skips it)
   --no-load          skip the load-memory measurement
   --torch FILE       JSON from scripts/bench/torch_embed.py, shown side by side
   --dir DIR          checkpoint directory (default target/fitcheck-bench/vit-b16-siglip-marqo)
@@ -74,7 +77,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         prepare: false,
         min_seconds: 10.0,
         min_iters: 3,
-        e2e: 32,
+        e2e: 64,
         load: true,
         torch: None,
         dir: None,
@@ -319,6 +322,83 @@ fn ensure_pngs(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// Writes (once) `n` files into `dir` named `{stem}{i:03}.{ext}`, each made by `write(i, path)`
+/// (through a temporary name, so an interrupted run leaves no half-written file behind).
+fn ensure_files(
+    dir: &Path,
+    n: usize,
+    (stem, ext): (&str, &str),
+    write: impl Fn(usize, &Path) -> Result<()>,
+) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = dir.join(format!("{stem}{i:03}.{ext}"));
+        if !path.exists() {
+            let tmp = dir.join(format!("{stem}{i:03}.partial.{ext}"));
+            write(i, &tmp).with_context(|| tmp.display().to_string())?;
+            fs::rename(&tmp, &path)?;
+        }
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// The colour of a photo-like scene at (`x`, `y`) of a `w × h` frame: a softly lit backdrop, a garment
+/// (an ellipse, shaded from its centre, with a woven texture) and sensor noise of ±`noise` levels, so
+/// that encoders produce files of a realistic size (smooth areas compress, texture and noise do not).
+fn scene(i: usize, x: u32, y: u32, (w, h): (u32, u32), noise: u32, rng: &mut Rng) -> [u8; 3] {
+    let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+    let hue = [(i * 37) % 160 + 60, (i * 71) % 160 + 40, (i * 53) % 160 + 50].map(|c| c as f32);
+    let (dx, dy) = ((fx - 0.5) / 0.33, (fy - 0.52) / 0.4);
+    let r2 = dx * dx + dy * dy;
+    let n = (rng.next_u64() % u64::from(2 * noise + 1)) as f32 - noise as f32;
+    let rgb = if r2 < 1.0 {
+        let light = 1.1 - 0.45 * r2 - 0.15 * fx;
+        let weave = 10.0 * ((x as f32 * 0.45).sin() * (y as f32 * 0.45).sin());
+        hue.map(|c| c * light + weave + n)
+    } else {
+        let wall = 215.0 - 60.0 * fy - 30.0 * (fx - 0.5).abs();
+        [wall + 6.0, wall, wall - 8.0].map(|c| c + n)
+    };
+    rgb.map(|c| c.clamp(0.0, 255.0) as u8)
+}
+
+/// Writes (once) `n` 1200×1600 JPEGs at quality 90, a phone's or a shop's product photo in size.
+fn ensure_jpegs(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    ensure_files(dir, n, ("photo", "jpg"), |i, path| {
+        let mut rng = Rng(0x1_0000 + i as u64);
+        let (w, h) = (1200, 1600);
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(scene(i, x, y, (w, h), 6, &mut rng)));
+        let out = BufWriter::new(File::create(path)?);
+        image::codecs::jpeg::JpegEncoder::new_with_quality(out, 90).encode_image(&img)?;
+        Ok(())
+    })
+}
+
+/// Writes (once) `n` 1500×2000 RGBA PNGs: an opaque garment cut out on a transparent background, its
+/// edge anti-aliased, as shops export product cut-outs.
+fn ensure_cutouts(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    ensure_files(dir, n, ("cutout", "png"), |i, path| {
+        let mut rng = Rng(0x2_0000 + i as u64);
+        let (w, h) = (1500, 2000);
+        let img = image::RgbaImage::from_fn(w, h, |x, y| {
+            let [r, g, b] = scene(i, x, y, (w, h), 3, &mut rng);
+            let (dx, dy) = ((x as f32 / w as f32 - 0.5) / 0.33, (y as f32 / h as f32 - 0.52) / 0.4);
+            // Distance past the ellipse's edge in pixels, roughly: a 2-pixel ramp of alpha.
+            let outside = (dx * dx + dy * dy).sqrt() - 1.0;
+            let alpha = (1.0 - outside * 0.33 * w as f32 / 2.0).clamp(0.0, 1.0);
+            if alpha == 0.0 {
+                image::Rgba([0, 0, 0, 0])
+            } else {
+                image::Rgba([r, g, b, (alpha * 255.0).round() as u8])
+            }
+        });
+        img.save_with_format(path, image::ImageFormat::Png)?;
+        Ok(())
+    })
+}
+
 /// Runs `pass` until both `min_iters` passes and `min_seconds` have gone by, after one warm-up.
 fn time_passes(min_seconds: f64, min_iters: usize, mut pass: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {
     pass()?;
@@ -328,6 +408,32 @@ fn time_passes(min_seconds: f64, min_iters: usize, mut pass: impl FnMut() -> Res
         let t = Instant::now();
         pass()?;
         times.push(t.elapsed());
+    }
+    Ok(times)
+}
+
+/// Runs `passes` one after the other, round after round, until both `min_iters` rounds and
+/// `min_seconds` have gone by, after one warm-up round; returns each pass's times. Measurements meant
+/// to be compared are interleaved so that a change of load on a shared machine hits all of them.
+fn time_rounds(
+    min_seconds: f64,
+    min_iters: usize,
+    passes: &mut [&mut dyn FnMut() -> Result<()>],
+) -> Result<Vec<Vec<Duration>>> {
+    if passes.is_empty() {
+        return Ok(Vec::new());
+    }
+    for pass in passes.iter_mut() {
+        pass()?;
+    }
+    let start = Instant::now();
+    let mut times = vec![Vec::new(); passes.len()];
+    while times[0].len() < min_iters || start.elapsed().as_secs_f64() < min_seconds {
+        for (pass, times) in passes.iter_mut().zip(&mut times) {
+            let t = Instant::now();
+            pass()?;
+            times.push(t.elapsed());
+        }
     }
     Ok(times)
 }
@@ -467,6 +573,76 @@ fn measure_suite(checkpoint: &Path, catalog: &Path, root: &Path, n: usize) -> Re
     Ok(json!({"cases": n, "images": images, "runs": [cold, warm, edited]}))
 }
 
+/// Milliseconds per file of decoding, converting and resizing `files` on this thread alone (what a
+/// forward pass on every core has to hide), after one warm-up file.
+fn decode_ms(model: &Siglip, files: &[PathBuf]) -> Result<f64> {
+    let pixels = model.pixel_pipeline();
+    if let Some(first) = files.first() {
+        pixels.resized(first)?;
+    }
+    let start = Instant::now();
+    for f in files {
+        pixels.normalize(&pixels.resized(f)?);
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3 / files.len().max(1) as f64)
+}
+
+fn mean_kib(files: &[PathBuf]) -> Result<f64> {
+    let mut bytes = 0;
+    for f in files {
+        bytes += fs::metadata(f)?.len();
+    }
+    Ok(bytes as f64 / 1024.0 / files.len().max(1) as f64)
+}
+
+/// `Embedder::embed_images` on `n` photo-sized files of each kind, against the forward pass alone on
+/// the same number of images already preprocessed (the first kind's, in batches of `IMAGE_BATCH` as
+/// `embed_images` makes them), the passes interleaved; plus each kind's decode + resize cost on one
+/// thread and mean file size.
+fn measure_end_to_end(model: &Siglip, bench: &Path, n: usize, o: &Options) -> Result<Value> {
+    let kinds = [
+        ("JPEG 1200x1600 q90", ensure_jpegs(&bench.join("jpeg-1200x1600-q90"), n)?),
+        ("RGBA PNG 1500x2000 cut-out", ensure_cutouts(&bench.join("png-rgba-1500x2000"), n)?),
+    ];
+    let mut preprocessed = Vec::new();
+    for f in &kinds[0].1 {
+        preprocessed.extend(model.pixel_pipeline().normalize(&model.pixel_pipeline().resized(f)?));
+    }
+    let refs: Vec<Vec<&Path>> = kinds.iter().map(|(_, files)| files.iter().map(PathBuf::as_path).collect()).collect();
+    let mut forward = || -> Result<()> {
+        assert_eq!(model.image_features(&preprocessed)?.len(), n);
+        Ok(())
+    };
+    let mut jpeg = || -> Result<()> {
+        assert_eq!(model.embed_images(&refs[0])?.len(), n);
+        Ok(())
+    };
+    let mut png = || -> Result<()> {
+        assert_eq!(model.embed_images(&refs[1])?.len(), n);
+        Ok(())
+    };
+    let times = time_rounds(o.min_seconds, o.min_iters.min(2), &mut [&mut forward, &mut jpeg, &mut png])?;
+    let forward_ips = n as f64 / mean_s(&times[0]);
+    eprintln!(
+        "candle preprocessed {n} images (batch {IMAGE_BATCH}): {forward_ips:.2} img/s over {} passes",
+        times[0].len()
+    );
+    let mut rows = Vec::new();
+    for ((label, files), times) in kinds.iter().zip(&times[1..]) {
+        let ips = n as f64 / mean_s(times);
+        let ms = decode_ms(model, files)?;
+        eprintln!(
+            "candle end to end {n} x {label}: {ips:.2} img/s over {} passes ({:.2} of preprocessed); decode + resize {ms:.1} ms/image on one thread",
+            times.len(),
+            ips / forward_ips
+        );
+        rows.push(json!({"files": label, "mean_file_kib": mean_kib(files)?, "decode_resize_ms": ms, "images_per_s": ips, "ratio_to_preprocessed": ips / forward_ips}));
+    }
+    Ok(
+        json!({"images": n, "batch": IMAGE_BATCH, "iters": times[0].len(), "preprocessed_images_per_s": forward_ips, "kinds": rows}),
+    )
+}
+
 /// The 1-minute load average; anything well above 0 before a run means the numbers are suspect.
 fn loadavg() -> f64 {
     fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(f64::NAN)
@@ -568,20 +744,7 @@ fn main() -> Result<()> {
         None
     };
 
-    let e2e = if o.e2e > 0 {
-        let paths = ensure_pngs(&bench.join("png-640x480"), o.e2e)?;
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        let times = time_passes(o.min_seconds, o.min_iters.min(2), || {
-            let out = model.embed_images(&refs)?;
-            assert_eq!(out.len(), refs.len());
-            Ok(())
-        })?;
-        let ips = refs.len() as f64 / mean_s(&times);
-        eprintln!("candle end-to-end {}: {ips:.2} img/s over {} passes", refs.len(), times.len());
-        Some(json!({"images": refs.len(), "iters": times.len(), "images_per_s": ips}))
-    } else {
-        None
-    };
+    let e2e = if o.e2e > 0 { Some(measure_end_to_end(&model, &bench, o.e2e, &o)?) } else { None };
 
     let suite = if o.suite > 0 {
         let catalog = ensure_pngs(&bench.join("png-640x480"), 32)?;
@@ -602,9 +765,11 @@ fn main() -> Result<()> {
         "load average: {load_before:.2} before the run, {:.2} after (this run itself adds up to --threads)",
         loadavg()
     );
-    println!();
-    println!("| threads | batch | candle img/s | torch img/s | candle/torch |");
-    println!("|--------:|------:|-------------:|------------:|-------------:|");
+    if !rows.is_empty() {
+        println!();
+        println!("| threads | batch | candle img/s | torch img/s | candle/torch |");
+        println!("|--------:|------:|-------------:|------------:|-------------:|");
+    }
     for r in &rows {
         let c = r["candle_images_per_s"].as_f64().unwrap_or(0.0);
         let (t, ratio) = match r["torch_images_per_s"].as_f64() {
@@ -664,12 +829,24 @@ fn main() -> Result<()> {
         }
     }
     if let Some(e) = &e2e {
+        println!();
         println!(
-            "| {} | {} PNG 640x480, end to end | {:.2} | - | - |",
-            o.threads,
-            e["images"],
-            e["images_per_s"].as_f64().unwrap_or(0.0)
+            "| threads | {} files, batch {} | end to end img/s | preprocessed img/s | end to end / preprocessed | decode + resize, 1 thread | mean file |",
+            e["images"], e["batch"]
         );
+        println!("|--------:|---|---:|---:|---:|---:|---:|");
+        let pre = e["preprocessed_images_per_s"].as_f64().unwrap_or(0.0);
+        for k in e["kinds"].as_array().into_iter().flatten() {
+            println!(
+                "| {} | {} | {:.2} | {pre:.2} | {:.2} | {:.1} ms | {:.0} KiB |",
+                o.threads,
+                k["files"].as_str().unwrap_or(""),
+                k["images_per_s"].as_f64().unwrap_or(0.0),
+                k["ratio_to_preprocessed"].as_f64().unwrap_or(0.0),
+                k["decode_resize_ms"].as_f64().unwrap_or(0.0),
+                k["mean_file_kib"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     if let Some(l) = &load {
         let w = l["weights_bytes"].as_f64().unwrap_or(1.0);

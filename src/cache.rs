@@ -169,9 +169,6 @@ pub fn embed_paths(
 /// Images embedded between two writes of a part file: an interrupted cold run loses at most this many.
 pub const CHUNK: usize = 64;
 
-/// Images handed to the model at a time (progress granularity; the backend batches on its own).
-const STEP: usize = 16;
-
 /// What [`embed_files`] gives: vectors and content hashes in order, statistics, and warnings about
 /// ignored shards.
 struct Files {
@@ -244,27 +241,35 @@ fn embed_files(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> 
             }
             pending.clear();
         };
-        for step in missing.chunks(STEP) {
-            let todo: Vec<&Path> = step.iter().map(|&i| paths[i]).collect();
-            let names: Vec<String> = todo.iter().map(|p| p.display().to_string()).collect();
-            let vectors =
-                embedder.embed_images(&todo).and_then(|v| unit_vectors(embedder.fingerprint(), "image", &names, v));
-            let vectors = match vectors {
-                Ok(v) => v,
-                Err(e) => {
-                    flush(&mut pending);
-                    progress.finish();
-                    return Err(e);
-                }
+        // One call for all missing images, so that the backend can prepare the next batch while it
+        // embeds one; the batches come back one by one, for the progress line and the part files.
+        let todo: Vec<&Path> = missing.iter().map(|&i| paths[i]).collect();
+        let mut done = 0;
+        let mut take = |vectors: Vec<Vec<f32>>| -> Result<()> {
+            let Some(step) = missing.get(done..done + vectors.len()) else {
+                return Err(miscount(embedder, done + vectors.len(), missing.len()));
             };
+            let names: Vec<String> = step.iter().map(|&i| paths[i].display().to_string()).collect();
+            let vectors = unit_vectors(embedder.fingerprint(), "image", &names, vectors)?;
             for (&i, v) in step.iter().zip(vectors) {
                 known.insert(hashes[i], v.clone());
                 pending.insert(hashes[i], v);
             }
+            done += step.len();
             progress.advance(step.len());
             if pending.len() >= CHUNK {
                 flush(&mut pending);
             }
+            Ok(())
+        };
+        let mut result = embedder.embed_images_by_batch(&todo, &mut take);
+        if result.is_ok() && done != missing.len() {
+            result = Err(miscount(embedder, done, missing.len()));
+        }
+        if let Err(e) = result {
+            flush(&mut pending);
+            progress.finish();
+            return Err(e);
         }
         progress.finish();
     }
@@ -285,6 +290,11 @@ fn embed_files(embedder: &dyn Embedder, paths: &[&Path], dir: Option<&Path>) -> 
     }
     let vectors = hashes.iter().map(|h| known[h].clone()).collect();
     Ok(Files { vectors, hashes, stats, warnings })
+}
+
+/// The error for a backend that returned `got` image embeddings for `asked` images.
+fn miscount(embedder: &dyn Embedder, got: usize, asked: usize) -> Error {
+    Error::model(&embedder.fingerprint().model, format!("returned {got} image embeddings for {asked} images"))
 }
 
 /// Part files an earlier, interrupted run of the same model left in `dir`.
@@ -609,6 +619,10 @@ impl Embedder for TextCache {
 
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {
         self.inner.embed_images(paths)
+    }
+
+    fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
+        self.inner.embed_images_by_batch(paths, sink)
     }
 
     fn token_counts(&self, texts: &[String]) -> Result<Option<Vec<usize>>> {

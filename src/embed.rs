@@ -42,6 +42,9 @@ impl Fingerprint {
     }
 }
 
+/// Images per call of [`Embedder::embed_images`] in the default [`Embedder::embed_images_by_batch`].
+pub const IMAGE_STEP: usize = 16;
+
 /// A text-to-image embedding model.
 ///
 /// Implementations must be deterministic and usable from several test threads at once.
@@ -55,6 +58,20 @@ pub trait Embedder: Send + Sync {
     /// Embeds images read from `paths`, one vector per path, in order. Implementations batch internally.
     /// An image that is missing or cannot be decoded is an error naming its path.
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>>;
+
+    /// Embeds the images at `paths` in order, as [`Embedder::embed_images`] does, but hands each batch's
+    /// vectors to `sink` as soon as they are computed (the first batch holds the first paths, and so on),
+    /// so that a caller can show progress and keep what is done while the rest is embedded in the same
+    /// call, which lets a backend prepare the next images while the current ones go through the model.
+    /// Stops at the first error, the sink's included; vectors already handed over stay valid.
+    ///
+    /// The default hands [`IMAGE_STEP`] paths at a time to [`Embedder::embed_images`].
+    fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
+        for step in paths.chunks(IMAGE_STEP) {
+            sink(self.embed_images(step)?)?;
+        }
+        Ok(())
+    }
 
     /// Embeds `texts` as one batch padded to its longest text (transformers' `padding=True`), the way
     /// the team's pair evaluation embedded captions; production queries are padded to the full context

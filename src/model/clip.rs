@@ -1119,13 +1119,22 @@ impl Embedder for Clip {
 
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(IMAGE_BATCH) {
-            let mut batch = Vec::new();
-            for path in chunk {
-                batch.extend(self.pixels.normalize(&self.resized(path)?));
-            }
-            out.extend(self.image_features_of(&batch, &|i| format!("'{}'", chunk[i].display()))?);
-        }
+        self.embed_images_by_batch(paths, &mut |rows| {
+            out.extend(rows);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Decodes the next batch on a second thread while this one goes through the model
+    /// (`model::prefetch`).
+    fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
+        super::prefetch::embed_files(
+            paths,
+            IMAGE_BATCH,
+            |path| Ok(self.pixels.normalize(&self.resized(path)?)),
+            |batch, chunk| self.image_features_of(batch, &|i| format!("'{}'", chunk[i].display())),
+            sink,
+        )
     }
 }

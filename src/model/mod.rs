@@ -5,9 +5,10 @@
 //! configuration imply ([`layout`], [`config`]), renames the tensors for candle ([`rename`]), sets up the text pipeline ([`text`], with the ftfy
 //! subset in [`ftfy`]) and the image pipeline ([`pixels`]), then reads the weights once, as f32, and
 //! builds candle-transformers' SigLIP model on them. The result, [`Siglip`], embeds texts and images
-//! with the same cleaning, tokenisation, pixel conversion and GELU as the Python reference of its
-//! layout (open_clip for Marqo and open_clip files, transformers for HF files); the fidelity tests in
-//! `tests/model/fidelity.rs` hold it to that. Embeddings come out L2-normalised (the harness normalises again in `embed::unit_vectors`, the one place it relies on). Nothing here prints.
+//! (image files decoded one batch ahead of the forward pass, `prefetch`) with the same cleaning,
+//! tokenisation, pixel conversion and GELU as the Python reference of its layout (open_clip for Marqo
+//! and open_clip files, transformers for HF files); the fidelity tests in `tests/model/fidelity.rs`
+//! hold it to that. Embeddings come out L2-normalised (the harness normalises again in `embed::unit_vectors`, the one place it relies on). Nothing here prints.
 //!
 //! Invariants: a checkpoint either loads completely and exactly or is refused with an error that names
 //! the file and says what is wrong; pickled weights are never read; the fingerprint changes whenever
@@ -21,6 +22,7 @@ mod forward_tensors;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
+mod prefetch;
 pub mod rename;
 pub mod source;
 pub mod text;
@@ -574,13 +576,22 @@ impl Embedder for Siglip {
 
     fn embed_images(&self, paths: &[&Path]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(IMAGE_BATCH) {
-            let mut batch = Vec::new();
-            for path in chunk {
-                batch.extend(self.pixels.normalize(&self.pixels.resized(path)?));
-            }
-            out.extend(self.image_features_of(&batch, &|i| format!("'{}'", chunk[i].display()))?);
-        }
+        self.embed_images_by_batch(paths, &mut |rows| {
+            out.extend(rows);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Decodes the next batch on a second thread while this one goes through the model
+    /// (`prefetch`).
+    fn embed_images_by_batch(&self, paths: &[&Path], sink: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<()>) -> Result<()> {
+        prefetch::embed_files(
+            paths,
+            IMAGE_BATCH,
+            |path| Ok(self.pixels.normalize(&self.pixels.resized(path)?)),
+            |batch, chunk| self.image_features_of(batch, &|i| format!("'{}'", chunk[i].display())),
+            sink,
+        )
     }
 }
