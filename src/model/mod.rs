@@ -18,7 +18,6 @@ pub mod cli;
 pub mod clip;
 pub mod config;
 pub mod forward;
-mod forward_tensors;
 pub mod ftfy;
 pub mod layout;
 pub mod pixels;
@@ -52,7 +51,6 @@ pub const IMAGE_BATCH: usize = 16;
 /// model (`FITCHECK_FORWARD=reference`, for comparisons in the bench).
 enum Forward {
     Own(Box<forward::Towers>),
-    Tensors(Box<forward_tensors::Towers>),
     Reference(Box<siglip::Model>),
 }
 
@@ -60,7 +58,6 @@ impl Forward {
     fn text_features(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Forward::Own(t) => t.text_features(ids),
-            Forward::Tensors(t) => t.text_features(ids),
             Forward::Reference(m) => m.get_text_features(ids),
         }
     }
@@ -68,7 +65,6 @@ impl Forward {
     fn image_features(&self, px: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Forward::Own(t) => t.image_features(px),
-            Forward::Tensors(t) => t.image_features(px),
             Forward::Reference(m) => m.get_image_features(px),
         }
     }
@@ -372,10 +368,6 @@ impl Siglip {
             let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
             let model = siglip::Model::new(&self.cfg, vb).map_err(candle_err(label, "cannot build the model"))?;
             Forward::Reference(Box::new(model))
-        } else if std::env::var_os("FITCHECK_FORWARD").is_some_and(|v| v == "tensors") {
-            let towers = forward_tensors::Towers::new(tensors, &self.cfg)
-                .map_err(candle_err(label, "cannot build the model"))?;
-            Forward::Tensors(Box::new(towers))
         } else {
             let towers =
                 forward::Towers::new(tensors, &self.cfg).map_err(candle_err(label, "cannot build the model"))?;
