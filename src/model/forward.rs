@@ -227,22 +227,61 @@ impl Norm {
     /// `y = layer_norm(x)` row by row (rows of `self.w.len()` values).
     fn forward(&self, x: &[f32], y: &mut [f32]) {
         let n = self.w.len();
-        y[..x.len()].par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(ys, xs)| {
-            for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
-                let mean = lane_sum(x, |v| v) / n as f32;
-                let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n as f32;
-                let inv = 1.0 / (var + self.eps).sqrt();
-                for (((y, &v), &w), &b) in y.iter_mut().zip(x).zip(&self.w).zip(&self.b) {
-                    *y = (v - mean) * inv * w + b;
-                }
-            }
-        });
+        y[..x.len()]
+            .par_chunks_mut(n * ROWS_PER_TASK)
+            .zip(x.par_chunks(n * ROWS_PER_TASK))
+            .for_each(|(ys, xs)| norm_rows(ys, xs, &self.w, &self.b, self.eps));
     }
 }
+
+/// Layer norm of the rows of `xs` (rows of `w.len()` values) into `ys`.
+#[inline(always)]
+fn norm_rows_plain(ys: &mut [f32], xs: &[f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = w.len();
+    for (y, x) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+        let mean = lane_sum(x, |v| v) / n as f32;
+        let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((y, &v), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+            *y = (v - mean) * inv * w + b;
+        }
+    }
+}
+
+/// Defines `$name`, which runs `$plain` compiled for AVX-512 when the CPU has it (found at run time,
+/// as gemm picks its kernels) and as compiled otherwise. The crate is built for the baseline x86-64
+/// target, whose vectors are 4 floats wide; the row passes (GELU above all) ran at that width beside
+/// gemm's 16-wide kernels. Wider vectors change no value: the operations and their order are the
+/// same, and Rust never fuses a multiply and an add on its own.
+macro_rules! wide_or_plain {
+    ($name:ident => $plain:ident ($($arg:ident: $ty:ty),*)) => {
+        #[allow(unsafe_code)] // calling a `target_feature` function, after checking the CPU has it
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide($($arg: $ty),*) {
+                    $plain($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: `wide` needs AVX-512F, which the CPU was just found to have.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            $plain($($arg),*)
+        }
+    };
+}
+
+wide_or_plain!(norm_rows => norm_rows_plain(ys: &mut [f32], xs: &[f32], w: &[f32], b: &[f32], eps: f32));
+wide_or_plain!(bias_act_rows => bias_act_rows_plain(rows: &mut [f32], b: &[f32], act: Option<Activation>));
+wide_or_plain!(bias_residual_rows => bias_residual_rows_plain(xs: &mut [f32], ys: &[f32], b: &[f32]));
+wide_or_plain!(softmax => softmax_plain(row: &mut [f32], scale: Option<f32>));
 
 /// `Σ f(x)` over a row, in 16 interleaved partial sums: a single running sum is a chain of dependent
 /// additions the compiler may not reorder, so it cannot use vector instructions; partial sums can.
 /// (Layer norm's two sums over each row were a few percent of a forward pass.)
+#[inline(always)]
 fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; 16];
     let mut chunks = x.chunks_exact(16);
@@ -374,7 +413,8 @@ fn attention(qkv: &[f32], out: &mut [f32], width: usize, tokens: usize, heads: u
 }
 
 /// `row = softmax(scale · row)`, with the maximum subtracted first, as PyTorch and candle do.
-fn softmax(row: &mut [f32], scale: Option<f32>) {
+#[inline(always)]
+fn softmax_plain(row: &mut [f32], scale: Option<f32>) {
     if let Some(s) = scale {
         row.iter_mut().for_each(|v| *v *= s);
     }
@@ -628,6 +668,7 @@ impl Towers {
 /// library `erff` it replaces was a tenth of a forward pass). The coefficients are a weighted
 /// least-squares fit to erf on `[0, 4]`; the largest difference from the exact erf, after rounding
 /// to f32, is 9.8e-8 (`tests` below checks it against known values and the library `erff`).
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     const P: [f64; 7] = [
         1.1283787074999785,
@@ -647,11 +688,13 @@ fn erf(x: f32) -> f32 {
 }
 
 /// GELU with the exact (erf) form, as PyTorch's `nn.GELU()`.
+#[inline(always)]
 fn gelu_erf(v: f32) -> f32 {
     (erf(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v
 }
 
 /// The activations SigLIP checkpoints use, element by element, as candle and PyTorch define them.
+#[inline(always)]
 fn activate(act: Activation, v: f32) -> f32 {
     match act {
         Activation::Gelu => gelu_erf(v),
@@ -674,34 +717,42 @@ fn check_act(act: Activation) -> Result<()> {
 
 /// `y[r, j] = act(y[r, j] + b[j])`, in place, rows spread over threads.
 fn bias_act(y: &mut [f32], b: &[f32], act: Option<Activation>) {
-    let n = b.len();
-    y.par_chunks_mut(n * ROWS_PER_TASK).for_each(|rows| {
-        for row in rows.chunks_mut(n) {
-            for (v, &bias) in row.iter_mut().zip(b) {
-                *v += bias;
-            }
-            // One loop per activation, so that each is a plain loop the compiler can vectorise.
-            match act {
-                None => {}
-                Some(Activation::Gelu) => row.iter_mut().for_each(|v| *v = gelu_erf(*v)),
-                Some(a) => row.iter_mut().for_each(|v| *v = activate(a, *v)),
-            }
+    y.par_chunks_mut(b.len() * ROWS_PER_TASK).for_each(|rows| bias_act_rows(rows, b, act));
+}
+
+#[inline(always)]
+fn bias_act_rows_plain(rows: &mut [f32], b: &[f32], act: Option<Activation>) {
+    for row in rows.chunks_mut(b.len()) {
+        for (v, &bias) in row.iter_mut().zip(b) {
+            *v += bias;
         }
-    });
+        // One loop per activation, so that each is a plain loop the compiler can vectorise.
+        match act {
+            None => {}
+            Some(Activation::Gelu) => row.iter_mut().for_each(|v| *v = gelu_erf(*v)),
+            Some(a) => row.iter_mut().for_each(|v| *v = activate(a, *v)),
+        }
+    }
 }
 
 /// `x[r, j] = (y[r, j] + b[j]) + x[r, j]` (the reference's order: the layer's output, then the
 /// residual), rows spread over threads.
 fn bias_residual(x: &mut [f32], y: &[f32], b: &[f32]) {
     let n = b.len();
-    x.par_chunks_mut(n * ROWS_PER_TASK).zip(y.par_chunks(n * ROWS_PER_TASK)).for_each(|(xs, ys)| {
-        for (x, y) in xs.chunks_mut(n).zip(ys.chunks(n)) {
-            for ((v, &o), &bias) in x.iter_mut().zip(y).zip(b) {
-                // Commutative, so the same value as (o + bias) + x.
-                *v += o + bias;
-            }
+    x.par_chunks_mut(n * ROWS_PER_TASK)
+        .zip(y.par_chunks(n * ROWS_PER_TASK))
+        .for_each(|(xs, ys)| bias_residual_rows(xs, ys, b));
+}
+
+#[inline(always)]
+fn bias_residual_rows_plain(xs: &mut [f32], ys: &[f32], b: &[f32]) {
+    let n = b.len();
+    for (x, y) in xs.chunks_mut(n).zip(ys.chunks(n)) {
+        for ((v, &o), &bias) in x.iter_mut().zip(y).zip(b) {
+            // Commutative, so the same value as (o + bias) + x.
+            *v += o + bias;
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -792,6 +843,36 @@ mod tests {
         }
         assert!(worst < 2e-7, "largest difference from erff on [-6, 6]: {worst}");
         assert!(erf(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_wide_row_passes_give_the_same_bits_as_the_plain_ones() {
+        // Values spread over GELU's whole range, rows of 40 (not a multiple of any vector width).
+        let vals: Vec<f32> = (0..400).map(|i| ((i * 7919) % 1000) as f32 / 97.0 - 5.0).collect();
+        let b: Vec<f32> = (0..40).map(|i| i as f32 / 50.0 - 0.4).collect();
+        let w: Vec<f32> = (0..40).map(|i| 1.0 + i as f32 / 80.0).collect();
+        for act in [None, Some(Activation::Gelu), Some(Activation::GeluPytorchTanh)] {
+            let (mut wide, mut plain) = (vals.clone(), vals.clone());
+            bias_act_rows(&mut wide, &b, act);
+            bias_act_rows_plain(&mut plain, &b, act);
+            assert_eq!(
+                wide.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{act:?}"
+            );
+        }
+        let (mut wide, mut plain) = (vec![0.0f32; 400], vec![0.0f32; 400]);
+        norm_rows(&mut wide, &vals, &w, &b, 1e-6);
+        norm_rows_plain(&mut plain, &vals, &w, &b, 1e-6);
+        assert_eq!(wide, plain);
+        let (mut wide, mut plain) = (vals.clone(), vals.clone());
+        bias_residual_rows(&mut wide, &vals, &b);
+        bias_residual_rows_plain(&mut plain, &vals, &b);
+        assert_eq!(wide, plain);
+        let (mut wide, mut plain) = (vals[..40].to_vec(), vals[..40].to_vec());
+        softmax(&mut wide, Some(0.125));
+        softmax_plain(&mut plain, Some(0.125));
+        assert_eq!(wide, plain);
     }
 
     #[test]
