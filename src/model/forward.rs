@@ -248,31 +248,6 @@ fn norm_rows_plain(ys: &mut [f32], xs: &[f32], w: &[f32], b: &[f32], eps: f32) {
     }
 }
 
-/// Defines `$name`, which runs `$plain` compiled for AVX-512 when the CPU has it (found at run time,
-/// as gemm picks its kernels) and as compiled otherwise. The crate is built for the baseline x86-64
-/// target, whose vectors are 4 floats wide; the row passes (GELU above all) ran at that width beside
-/// gemm's 16-wide kernels. Wider vectors change no value: the operations and their order are the
-/// same, and Rust never fuses a multiply and an add on its own.
-macro_rules! wide_or_plain {
-    ($name:ident => $plain:ident ($($arg:ident: $ty:ty),*)) => {
-        #[allow(unsafe_code)] // calling a `target_feature` function, after checking the CPU has it
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) {
-                    $plain($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: `wide` needs AVX-512F, which the CPU was just found to have.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            $plain($($arg),*)
-        }
-    };
-}
-
 wide_or_plain!(norm_rows => norm_rows_plain(ys: &mut [f32], xs: &[f32], w: &[f32], b: &[f32], eps: f32));
 wide_or_plain!(bias_act_rows => bias_act_rows_plain(rows: &mut [f32], b: &[f32], act: Option<Activation>));
 wide_or_plain!(bias_residual_rows => bias_residual_rows_plain(xs: &mut [f32], ys: &[f32], b: &[f32]));

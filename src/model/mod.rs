@@ -14,6 +14,9 @@
 //! the file and says what is wrong; pickled weights are never read; the fingerprint changes whenever
 //! the weights, configuration, tokenizer or preprocessing change.
 
+#[macro_use]
+mod wide;
+
 pub mod cli;
 pub mod clip;
 pub mod config;

@@ -612,29 +612,15 @@ fn clip8(sum: i32) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Pillow's 8-bit resampling of interleaved samples with `channels` bands (`w × h` to
-/// `out_w × out_h`): horizontal pass, then vertical, each skipped when that side keeps its size.
-///
-/// The sums are Pillow's: 32-bit integers, the rounding half added first. Integer sums do not depend
-/// on their order, so the loops are arranged for speed (every band of a pixel at once across, a whole
-/// row at once down) and the result is still Pillow's to the bit.
-#[allow(unsafe_code)] // calling a `target_feature` function, after checking the CPU has it
-pub fn resample_u8(src: &[u8], w: u32, h: u32, channels: usize, out_w: u32, out_h: u32) -> Vec<u8> {
-    // Compiled for AVX-512 as well, picked at run time (the crate targets baseline x86-64): integer
-    // sums, so the same bits either way.
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw")]
-        fn wide(src: &[u8], w: u32, h: u32, channels: usize, out_w: u32, out_h: u32) -> Vec<u8> {
-            resample_u8_plain(src, w, h, channels, out_w, out_h)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: `wide` needs AVX-512F and BW, which the CPU was just found to have.
-            return unsafe { wide(src, w, h, channels, out_w, out_h) };
-        }
-    }
-    resample_u8_plain(src, w, h, channels, out_w, out_h)
-}
+wide_or_plain!(
+    /// Pillow's 8-bit resampling of interleaved samples with `channels` bands (`w × h` to
+    /// `out_w × out_h`): horizontal pass, then vertical, each skipped when that side keeps its size.
+    ///
+    /// The sums are Pillow's: 32-bit integers, the rounding half added first. Integer sums do not depend
+    /// on their order, so the loops are arranged for speed (every band of a pixel at once across, a whole
+    /// row at once down) and the result is still Pillow's to the bit.
+    pub resample_u8 => resample_u8_plain(src: &[u8], w: u32, h: u32, channels: usize, out_w: u32, out_h: u32) -> Vec<u8>
+);
 
 #[inline(always)]
 fn resample_u8_plain(src: &[u8], w: u32, h: u32, channels: usize, out_w: u32, out_h: u32) -> Vec<u8> {

@@ -333,17 +333,22 @@ fn a_missing_model_is_one_clear_error() {
     );
 }
 
-/// Runs `fitcheck ARGS` in `dir` off CI, without the cache.
-fn fitcheck(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
+/// `fitcheck ARGS` in `dir`, off CI, writing no snapshots, with `FITCHECK_CACHE=cache`.
+fn fitcheck_command(dir: &Path, args: &[&str], cache: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fitcheck"));
+    command
         .current_dir(dir)
         .args(args)
         .env_remove("CI")
         .env_remove("FITCHECK_MODEL")
         .env("INSTA_UPDATE", "no")
-        .env("FITCHECK_CACHE", "off")
-        .output()
-        .unwrap();
+        .env("FITCHECK_CACHE", cache);
+    command
+}
+
+/// Runs `fitcheck ARGS` in `dir` off CI, without the cache.
+fn fitcheck(dir: &Path, args: &[&str]) -> Run {
+    let out = fitcheck_command(dir, args, "off").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     Run { code: out.status.code().unwrap_or(-1), out: text }
 }
@@ -575,15 +580,7 @@ fn each_variant_phrasing_is_its_own_test_and_the_summary_names_the_one_that_fail
 
 /// Runs `fitcheck ARGS` in `dir` off CI with the embedding cache in `dir/cache`; stdout and stderr apart.
 fn fitcheck_cached(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitcheck"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("CI")
-        .env_remove("FITCHECK_MODEL")
-        .env("INSTA_UPDATE", "no")
-        .env("FITCHECK_CACHE", "cache")
-        .output()
-        .unwrap();
+    let out = fitcheck_command(dir, args, "cache").output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
