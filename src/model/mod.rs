@@ -22,6 +22,7 @@ pub mod clip;
 pub mod config;
 pub mod forward;
 pub mod ftfy;
+mod kernel;
 pub mod layout;
 pub mod pixels;
 mod prefetch;
