@@ -27,8 +27,6 @@ use candle_nn::Activation;
 use candle_transformers::models::siglip::Config;
 use rayon::prelude::*;
 
-use super::kernel;
-
 /// Rows per rayon task in the row-wise passes: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
@@ -132,41 +130,25 @@ fn matmul(dst: &mut [f32], dst_rs: usize, a: View, b: View, m: usize, n: usize, 
     }
 }
 
-/// A linear layer `y = x·Wᵀ + b`.
+/// A linear layer `y = x·Wᵀ + b`, with `W` stored transposed (`wt`, `[in, out]` row-major): the
+/// matrix kernel packs its right-hand side on every call, and packing `[out, in]` read column by column
+/// dominated small batches (a single 64-token text).
 struct Linear {
-    w: Weights,
+    wt: Vec<f32>,
     b: Vec<f32>,
     inp: usize,
     out: usize,
 }
 
-/// How a linear layer keeps its weights: packed for fitcheck's own kernel where the CPU has AVX-512
-/// ([`kernel`]), otherwise transposed for gemm (`[in, out]` row-major: gemm packs its right-hand side
-/// on every call, and packing `[out, in]` read column by column dominated small batches).
-enum Weights {
-    Panels(kernel::Panels),
-    Transposed(Vec<f32>),
-}
-
 impl Linear {
     /// From `w` (`[out, in]`, as checkpoints store it) and `b` (`[out]`).
     fn new(w: &Tensor, b: &Tensor) -> Result<Linear> {
-        Linear::with(w, b, kernel::chosen())
-    }
-
-    /// As [`Linear::new`], packed for the AVX-512 kernel or not.
-    fn with(w: &Tensor, b: &Tensor, packed: bool) -> Result<Linear> {
         let (out, inp) = w.dims2()?;
         let b = values(b)?;
         if b.len() != out {
             return Err(err(format!("a bias of {} for {out} outputs", b.len())));
         }
-        let w = if packed {
-            Weights::Panels(kernel::Panels::pack(&values(w)?, out, inp))
-        } else {
-            Weights::Transposed(values(&w.t()?.contiguous()?)?)
-        };
-        Ok(Linear { w, b, inp, out })
+        Ok(Linear { wt: values(&w.t()?.contiguous()?)?, b, inp, out })
     }
 
     fn load(t: &mut Tensors, p: &str) -> Result<Linear> {
@@ -185,16 +167,12 @@ impl Linear {
     /// `y = x·Wᵀ` for the `rows` rows of `x`, without the bias (the caller's next pass adds it).
     ///
     /// A few rows (one text: 64) are split by output columns, one slice of the weights per thread,
-    /// each multiplied on its own thread: given the whole product, gemm's own threading gained
+    /// each multiplied on its own thread: given the whole product, the kernel's own threading gained
     /// nothing on such shapes (a 64-token text ran no faster on two threads than on one; split, 1.7–1.9×).
     fn multiply(&self, x: &[f32], rows: usize, y: &mut [f32]) {
-        let wt = match &self.w {
-            Weights::Panels(p) => return p.multiply(x, rows, y, SPLIT_ROWS),
-            Weights::Transposed(wt) => wt,
-        };
         let threads = rayon::current_num_threads();
         if rows > SPLIT_ROWS || threads < 2 {
-            matmul(y, self.out, rm(x, self.inp), rm(wt, self.out), rows, self.out, self.inp, Threads::Pool);
+            matmul(y, self.out, rm(x, self.inp), rm(&self.wt, self.out), rows, self.out, self.inp, Threads::Pool);
             return;
         }
         let cols = self.out.div_ceil(threads).next_multiple_of(16);
@@ -204,7 +182,7 @@ impl Linear {
             .map(|&start| {
                 let n = cols.min(self.out - start);
                 let mut part = vec![0.0f32; rows * n];
-                let w = View { data: &wt[start..], rs: self.out, cs: 1 };
+                let w = View { data: &self.wt[start..], rs: self.out, cs: 1 };
                 matmul(&mut part, n, rm(x, self.inp), w, rows, n, self.inp, Threads::One);
                 part
             })
@@ -797,25 +775,20 @@ mod tests {
         // 40 outputs (not a multiple of 16, so the last column slice is short), 9 inputs.
         let (out, inp) = (40usize, 9usize);
         let w = ints(out * inp, 3);
-        // Both layouts: packed for the AVX-512 kernel (where the CPU has it) and transposed for gemm.
-        for packed in [false, kernel::available()] {
-            let lin = Linear::with(
-                &Tensor::from_vec(w.clone(), (out, inp), &Device::Cpu).unwrap(),
-                &Tensor::from_vec(vec![0.0f32; out], out, &Device::Cpu).unwrap(),
-                packed,
-            )
-            .unwrap();
-            assert_eq!(matches!(lin.w, Weights::Panels(_)), packed);
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-            for rows in [1, 64, SPLIT_ROWS + 1] {
-                let x = ints(rows * inp, rows);
-                let mut y = vec![0.0f32; rows * out];
-                pool.install(|| lin.multiply(&x, rows, &mut y));
-                for r in 0..rows {
-                    for o in 0..out {
-                        let want: f32 = (0..inp).map(|i| x[r * inp + i] * w[o * inp + i]).sum();
-                        assert_eq!(y[r * out + o], want, "packed {packed}, {rows} rows: ({r}, {o})");
-                    }
+        let lin = Linear::new(
+            &Tensor::from_vec(w.clone(), (out, inp), &Device::Cpu).unwrap(),
+            &Tensor::from_vec(vec![0.0f32; out], out, &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for rows in [1, 64, SPLIT_ROWS + 1] {
+            let x = ints(rows * inp, rows);
+            let mut y = vec![0.0f32; rows * out];
+            pool.install(|| lin.multiply(&x, rows, &mut y));
+            for r in 0..rows {
+                for o in 0..out {
+                    let want: f32 = (0..inp).map(|i| x[r * inp + i] * w[o * inp + i]).sum();
+                    assert_eq!(y[r * out + o], want, "{rows} rows: ({r}, {o})");
                 }
             }
         }

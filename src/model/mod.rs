@@ -22,7 +22,6 @@ pub mod clip;
 pub mod config;
 pub mod forward;
 pub mod ftfy;
-mod kernel;
 pub mod layout;
 pub mod pixels;
 mod prefetch;
