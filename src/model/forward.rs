@@ -394,12 +394,38 @@ fn softmax_plain(row: &mut [f32], scale: Option<f32>) {
         row.iter_mut().for_each(|v| *v *= s);
     }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
+    // The exponentials in one loop and their sum in 16 lanes, so that both vectorise.
+    row.iter_mut().for_each(|v| *v = exp(*v - max));
+    let sum = lane_sum(row, |v| v);
     row.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// `e^x` within one unit in the last place of `f32` (tested), written without branches or library
+/// calls so that the softmax loop vectorises: the scalar `expf` took about 3% of an image batch.
+/// PyTorch's softmax uses a vectorised approximation as well.
+///
+/// `x = n·ln 2 + r` with `n` the nearest integer to `x / ln 2` and `|r| ≤ ln 2 / 2` (ln 2 in two parts,
+/// so that `r` is exact), `e^r` from a degree-7 polynomial, and `2^n` put into the exponent bits.
+/// Below −87.34 (where `e^x` leaves the normal range) it returns 0; the softmax calls it on
+/// `x ≤ 0`, where such values are below 1e-38 of the largest term.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4; // few significant bits: n·LN2_HI is exact
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer
+    let lo = -87.336_55f32;
+    let y = x.clamp(lo, 88.376_26);
+    let n = (y * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (y - n * LN2_HI) - n * LN2_LO;
+    let p =
+        ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let e = (p * (r * r) + r) + 1.0;
+    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    if x < lo {
+        0.0
+    } else {
+        e * scale
+    }
 }
 
 fn blocks(t: &mut Tensors, p: &str, n: usize, heads: usize, act: Activation, eps: f64) -> Result<Vec<Block>> {
@@ -848,6 +874,26 @@ mod tests {
         softmax(&mut wide, Some(0.125));
         softmax_plain(&mut plain, Some(0.125));
         assert_eq!(wide, plain);
+    }
+
+    #[test]
+    fn exp_is_within_one_unit_in_the_last_place() {
+        // Every 97th float from -87.3 to 88.3, and the ends.
+        let mut worst = 0.0f64;
+        let mut x = -87.3f32;
+        while x < 88.3 {
+            let want = (x as f64).exp();
+            let ulp = (want as f32).abs() * f32::EPSILON;
+            worst = worst.max((exp(x) as f64 - want).abs() / ulp as f64);
+            x = f32::from_bits(if x < 0.0 { x.to_bits() - 97 } else { x.to_bits() + 97 });
+            if x.to_bits() == 0x8000_0000 || (x < 0.0 && x > -1e-30) {
+                x = 0.0;
+            }
+        }
+        assert!(worst <= 1.0, "{worst} units in the last place"); // 0.71 when written
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
     }
 
     #[test]

@@ -68,6 +68,16 @@ fn over(c: u8, a: u8, bg: u8) -> u8 {
     ((c * a + bg * (255 - a) + 127) / 255) as u8
 }
 
+/// Writes RGBA pixels into `dst` (RGB, 3 bytes a pixel): alpha dropped, or composited over `bg`.
+fn composite(dst: &mut [u8], rgba: impl Iterator<Item = [u8; 4]>, bg: Option<u8>) {
+    for (d, [r, g, b, a]) in dst.chunks_exact_mut(3).zip(rgba) {
+        d.copy_from_slice(&match bg {
+            None => [r, g, b],
+            Some(bg) => [over(r, a, bg), over(g, a, bg), over(b, a, bg)],
+        });
+    }
+}
+
 fn high_byte(v: u16) -> u8 {
     (v >> 8) as u8
 }
@@ -165,38 +175,43 @@ impl PixelPipeline {
             Alpha::White => Some(255u8),
             Alpha::Black => Some(0u8),
         };
-        // Every pixel as (r, g, b, a) in 8 bits, the PIL way.
-        let rgba: Vec<[u8; 4]> = match img {
+        // Every pixel as (r, g, b, a) in 8 bits, the PIL way, converted as it is read: no
+        // intermediate copy of the pixels (a 1500×2000 RGBA photo is 12 MB).
+        let mut out = RgbImage::new(w, h);
+        let dst = out.as_mut();
+        match img {
             DynamicImage::ImageRgb8(i) => return i,
-            DynamicImage::ImageLuma8(i) => i.pixels().map(|p| [p[0], p[0], p[0], 255]).collect(),
-            DynamicImage::ImageLumaA8(i) => i.pixels().map(|p| [p[0], p[0], p[0], p[1]]).collect(),
-            DynamicImage::ImageRgba8(i) => i.pixels().map(|p| p.0).collect(),
-            DynamicImage::ImageLuma16(i) => i
-                .pixels()
-                .map(|p| {
+            DynamicImage::ImageLuma8(i) => composite(dst, i.pixels().map(|p| [p[0], p[0], p[0], 255]), bg),
+            DynamicImage::ImageLumaA8(i) => composite(dst, i.pixels().map(|p| [p[0], p[0], p[0], p[1]]), bg),
+            DynamicImage::ImageRgba8(i) => match bg {
+                // The common case (cut-out product photos): keep the first three bytes of four.
+                None => dst
+                    .chunks_exact_mut(3)
+                    .zip(i.as_raw().chunks_exact(4))
+                    .for_each(|(d, s)| d.copy_from_slice(&s[..3])),
+                Some(_) => composite(dst, i.pixels().map(|p| p.0), bg),
+            },
+            DynamicImage::ImageLuma16(i) => composite(
+                dst,
+                i.pixels().map(|p| {
                     let v = p[0].min(255) as u8;
                     [v, v, v, 255]
-                })
-                .collect(),
-            DynamicImage::ImageLumaA16(i) => i
-                .pixels()
-                .map(|p| {
+                }),
+                bg,
+            ),
+            DynamicImage::ImageLumaA16(i) => composite(
+                dst,
+                i.pixels().map(|p| {
                     let v = high_byte(p[0]);
                     [v, v, v, high_byte(p[1])]
-                })
-                .collect(),
+                }),
+                bg,
+            ),
             DynamicImage::ImageRgb16(i) => {
-                i.pixels().map(|p| [high_byte(p[0]), high_byte(p[1]), high_byte(p[2]), 255]).collect()
+                composite(dst, i.pixels().map(|p| [high_byte(p[0]), high_byte(p[1]), high_byte(p[2]), 255]), bg)
             }
-            DynamicImage::ImageRgba16(i) => i.pixels().map(|p| p.0.map(high_byte)).collect(),
-            other => other.to_rgba8().pixels().map(|p| p.0).collect(),
-        };
-        let mut out = RgbImage::new(w, h);
-        for (dst, [r, g, b, a]) in out.pixels_mut().zip(rgba) {
-            dst.0 = match bg {
-                None => [r, g, b],
-                Some(bg) => [over(r, a, bg), over(g, a, bg), over(b, a, bg)],
-            };
+            DynamicImage::ImageRgba16(i) => composite(dst, i.pixels().map(|p| p.0.map(high_byte)), bg),
+            other => composite(dst, other.to_rgba8().pixels().map(|p| p.0), bg),
         }
         out
     }
