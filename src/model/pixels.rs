@@ -177,10 +177,13 @@ impl PixelPipeline {
         };
         // Every pixel as (r, g, b, a) in 8 bits, the PIL way, converted as it is read: no
         // intermediate copy of the pixels (a 1500×2000 RGBA photo is 12 MB).
+        let img = match img {
+            DynamicImage::ImageRgb8(i) => return i, // already RGB: no copy (JPEGs)
+            other => other,
+        };
         let mut out = RgbImage::new(w, h);
         let dst = out.as_mut();
         match img {
-            DynamicImage::ImageRgb8(i) => return i,
             DynamicImage::ImageLuma8(i) => composite(dst, i.pixels().map(|p| [p[0], p[0], p[0], 255]), bg),
             DynamicImage::ImageLumaA8(i) => composite(dst, i.pixels().map(|p| [p[0], p[0], p[0], p[1]]), bg),
             DynamicImage::ImageRgba8(i) => match bg {
